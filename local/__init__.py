@@ -1,0 +1,1 @@
+"""Local tooling: never part of the Lambda zip (which is src/ only)."""

@@ -1,0 +1,238 @@
+"""Queues, table and function settings read from template.yaml, and created on an emulator.
+
+Tests and ``make run`` build their moto resources here, from the same file
+that ``sam deploy`` uses, so local runs and the deployed stack cannot drift.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
+
+TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "template.yaml"
+QUEUE_ID = "MessagesQueue"
+DLQ_ID = "DeadLetterQueue"
+TABLE_ID = "MessagesTable"
+FUNCTION_ID = "ConsumerFunction"
+
+# CloudFormation attributes that CreateQueue takes as they are.
+_QUEUE_ATTRIBUTES = {
+    "FifoQueue",
+    "ContentBasedDeduplication",
+    "DeduplicationScope",
+    "FifoThroughputLimit",
+    "VisibilityTimeout",
+    "MessageRetentionPeriod",
+    "DelaySeconds",
+    "MaximumMessageSize",
+    "ReceiveMessageWaitTimeSeconds",
+}
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short tags (!Ref, !Sub, !GetAtt, ...) as their long forms."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    if tag_suffix == "Ref":
+        return {"Ref": value}
+    if tag_suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    if tag_suffix == "Condition":
+        return {"Condition": value}
+    return {f"Fn::{tag_suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _intrinsic)  # type: ignore[no-untyped-call]
+
+
+def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
+        template: dict[str, Any] = yaml.load(handle, Loader=_CfnLoader)
+    return template
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """What a local stack has: the names and URLs the function's environment points at."""
+
+    stack_name: str
+    region: str
+    queue_url: str
+    queue_arn: str
+    dlq_url: str
+    dlq_arn: str
+    table_name: str
+    environment: Mapping[str, str]
+    batch_size: int
+    visibility_timeout: int
+    max_receive_count: int
+    function_timeout: int
+
+
+class _Resolver:
+    """Evaluates the intrinsic functions the template uses, for a local stack."""
+
+    def __init__(self, template: Mapping[str, Any], stack_name: str, region: str, account: str) -> None:
+        self._template = template
+        self.refs: dict[str, Any] = {"AWS::StackName": stack_name, "AWS::Region": region, "AWS::AccountId": account}
+        self.refs.update({"AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": None})
+        for name, parameter in template.get("Parameters", {}).items():
+            self.refs[name] = parameter.get("Default")
+        self.attributes: dict[tuple[str, str], Any] = {}
+
+    def condition(self, name: str) -> bool:
+        return bool(self.resolve(self._template.get("Conditions", {})[name]))
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self.resolve(item) for item in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            ((function, argument),) = value.items()
+            handler = getattr(self, "_" + function.replace("::", "_").lower(), None)
+            if handler is not None:
+                return handler(argument)
+        return {key: self.resolve(item) for key, item in value.items()}
+
+    def _ref(self, name: str) -> Any:
+        if name not in self.refs:
+            raise KeyError(f"!Ref {name}: not known to the local stack")
+        return self.refs[name]
+
+    def _fn_getatt(self, argument: list[str]) -> Any:
+        return self.attributes[(argument[0], argument[1])]
+
+    def _fn_sub(self, argument: Any) -> str:
+        text, extra = (argument, {}) if isinstance(argument, str) else (argument[0], self.resolve(argument[1]))
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name in extra:
+                return str(extra[name])
+            if "." in name and not name.startswith("AWS::"):
+                resource, attribute = name.split(".", 1)
+                return str(self.attributes[(resource, attribute)])
+            return str(self._ref(name))
+
+        return re.sub(r"\$\{([^!}][^}]*)\}", replace, text)
+
+    def _fn_join(self, argument: list[Any]) -> str:
+        return str(argument[0]).join(str(item) for item in self.resolve(argument[1]))
+
+    def _fn_if(self, argument: list[Any]) -> Any:
+        return self.resolve(argument[1] if self.condition(argument[0]) else argument[2])
+
+    def _fn_equals(self, argument: list[Any]) -> bool:
+        left, right = self.resolve(argument)
+        return bool(str(left) == str(right))
+
+    def _fn_not(self, argument: list[Any]) -> bool:
+        return not self.resolve(argument[0])
+
+    def _fn_and(self, argument: list[Any]) -> bool:
+        return all(self.resolve(argument))
+
+    def _fn_or(self, argument: list[Any]) -> bool:
+        return any(self.resolve(argument))
+
+    def _condition(self, name: str) -> bool:
+        return self.condition(name)
+
+
+def deploy_local(
+    sqs: SQSClient,
+    dynamodb: DynamoDBClient,
+    *,
+    stack_name: str = "local",
+    region: str = "us-east-1",
+    account: str = "123456789012",
+    template: Mapping[str, Any] | None = None,
+) -> Deployed:
+    """Create the template's DLQ, queue and table on the emulator behind these clients."""
+    template = load_template() if template is None else template
+    resources = template["Resources"]
+    resolver = _Resolver(template, stack_name, region, account)
+
+    dlq_url, dlq_arn = _create_queue(sqs, resolver, DLQ_ID, resources[DLQ_ID]["Properties"])
+    queue_url, queue_arn = _create_queue(sqs, resolver, QUEUE_ID, resources[QUEUE_ID]["Properties"])
+    table_name = _create_table(dynamodb, resolver, resources[TABLE_ID]["Properties"])
+
+    function = resolver.resolve(resources[FUNCTION_ID]["Properties"])
+    globals_ = resolver.resolve(template.get("Globals", {}).get("Function", {}))
+    environment = {**globals_.get("Environment", {}).get("Variables", {}), **function["Environment"]["Variables"]}
+    sqs_event = next(event for event in function["Events"].values() if event["Type"] == "SQS")
+    queue = resolver.resolve(resources[QUEUE_ID]["Properties"])
+    return Deployed(
+        stack_name=stack_name,
+        region=region,
+        queue_url=queue_url,
+        queue_arn=queue_arn,
+        dlq_url=dlq_url,
+        dlq_arn=dlq_arn,
+        table_name=table_name,
+        environment={name: str(value) for name, value in environment.items() if value is not None},
+        batch_size=int(sqs_event["Properties"].get("BatchSize", 10)),
+        visibility_timeout=int(queue.get("VisibilityTimeout", 30)),
+        max_receive_count=int(queue["RedrivePolicy"]["maxReceiveCount"]),
+        function_timeout=int(function.get("Timeout", globals_.get("Timeout", 3))),
+    )
+
+
+def _create_queue(sqs: SQSClient, resolver: _Resolver, logical_id: str, raw: Mapping[str, Any]) -> tuple[str, str]:
+    properties = resolver.resolve(dict(raw))
+    attributes = {name: _attribute_text(properties[name]) for name in _QUEUE_ATTRIBUTES if name in properties}
+    if "RedrivePolicy" in properties:
+        attributes["RedrivePolicy"] = json.dumps(properties["RedrivePolicy"])
+    url = sqs.create_queue(QueueName=properties["QueueName"], Attributes=attributes)["QueueUrl"]  # type: ignore[arg-type]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    resolver.refs[logical_id] = url
+    resolver.attributes[(logical_id, "Arn")] = arn
+    resolver.attributes[(logical_id, "QueueName")] = properties["QueueName"]
+    resolver.attributes[(logical_id, "QueueUrl")] = url
+    return url, arn
+
+
+def _create_table(dynamodb: DynamoDBClient, resolver: _Resolver, raw: Mapping[str, Any]) -> str:
+    properties = resolver.resolve(dict(raw))
+    name = str(properties["TableName"])
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=properties["KeySchema"],
+        AttributeDefinitions=properties["AttributeDefinitions"],
+        BillingMode=properties.get("BillingMode", "PAY_PER_REQUEST"),
+    )
+    ttl = properties.get("TimeToLiveSpecification")
+    if ttl and ttl.get("Enabled"):
+        dynamodb.update_time_to_live(
+            TableName=name, TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True}
+        )
+    resolver.refs[TABLE_ID] = name
+    resolver.attributes[(TABLE_ID, "Arn")] = (
+        f"arn:aws:dynamodb:{resolver.refs['AWS::Region']}:{resolver.refs['AWS::AccountId']}:table/{name}"
+    )
+    return name
+
+
+def _attribute_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f"{value}"

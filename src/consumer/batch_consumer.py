@@ -1,0 +1,289 @@
+"""One invocation: every record ends saved, duplicate, quarantined, or reported for a retry.
+
+Records of distinct ordering units (FIFO message groups; single records of a
+standard queue) run concurrently; records of one unit run strictly in order,
+and the first that fails holds back the rest of its unit. Metrics are added
+from this thread only: Powertools' metric store is not thread-safe.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from consumer import telemetry
+from consumer.aws_clients import SAFETY_MARGIN_MS
+from consumer.config import Config
+from consumer.dynamodb_item import build_item
+from consumer.exceptions import InvalidMessageError, QueueLookupError, RecordFailure, StoreConfigurationError
+from consumer.message import body_sha256, parse_message
+from consumer.message_store import MessageStore, SaveOutcome
+from consumer.queue_gateway import MAX_DELETE_BATCH, QueueGateway
+from consumer.sqs_event import SqsRecord, parse_event
+from consumer.telemetry import ERROR, INFO, SUCCESS, WARNING, log_step
+
+
+class LambdaContextLike(Protocol):
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+class Outcome(enum.Enum):
+    SAVED = "saved"
+    DUPLICATE = "duplicate"
+    CONFLICTING_DUPLICATE = "conflicting_duplicate"
+    QUARANTINED = "quarantined"
+    FAILED = "failed"
+    NOT_ATTEMPTED = "not_attempted"
+
+
+_HANDLED = {Outcome.SAVED, Outcome.DUPLICATE, Outcome.CONFLICTING_DUPLICATE, Outcome.QUARANTINED}
+_FROM_SAVE = {
+    SaveOutcome.SAVED: Outcome.SAVED,
+    SaveOutcome.DUPLICATE: Outcome.DUPLICATE,
+    SaveOutcome.CONFLICTING_DUPLICATE: Outcome.CONFLICTING_DUPLICATE,
+}
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A record after steps 1-3: an item to write, or the reason it never can be."""
+
+    record: SqsRecord
+    trace_id: str
+    body_sha256: str
+    item: dict[str, Any] | None = None
+    invalid: InvalidMessageError | None = None
+    failure: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    record: SqsRecord
+    trace_id: str
+    outcome: Outcome
+    error_metric: str | None = None
+    invalid: bool = False
+
+    @property
+    def handled(self) -> bool:
+        return self.outcome in _HANDLED
+
+
+@dataclass(frozen=True)
+class DeleteSummary:
+    deleted: int = 0
+    failed: int = 0
+    lookup_failures: int = 0
+
+
+class BatchConsumer:
+    def __init__(
+        self,
+        config: Config,
+        store: MessageStore,
+        queues: QueueGateway,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._queues = queues
+        self._clock = clock
+
+    def process(self, event: object, context: LambdaContextLike) -> dict[str, list[dict[str, str]]]:
+        records = parse_event(event)
+        prepared = [self._prepare(record) for record in records]
+        units = _ordering_units(prepared)
+        workers = max(1, min(self._config.max_concurrency, len(units)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="group") as pool:
+            by_unit = list(pool.map(lambda unit: self._run_unit(unit, context), units))
+            order = {id(item.record): index for index, item in enumerate(prepared)}
+            results = sorted((result for unit in by_unit for result in unit), key=lambda r: order[id(r.record)])
+            deletes = self._delete_handled([result for result in results if result.handled], pool)
+        failures = [{"itemIdentifier": result.record.message_id} for result in results if not result.handled]
+        _add_metrics(results, deletes, len(failures))
+        return {"batchItemFailures": failures}
+
+    def _prepare(self, record: SqsRecord) -> Prepared:
+        received: dict[str, Any] = {
+            "message_id": record.message_id,
+            "message_group_id": record.group_id,
+            "receive_count": record.receive_count,
+            "body_bytes": len(record.body.encode("utf-8", "surrogatepass")),
+        }
+        if self._config.log_message_body:
+            received["body"] = record.body
+        log_step(record.message_id, "message_received", INFO, received)
+        digest = body_sha256(record.body)
+        try:
+            message = parse_message(record, self._config.idempotency_key)
+            item = build_item(message, self._clock(), self._config.record_ttl_days)
+        except InvalidMessageError as invalid:
+            details = {"reason": invalid.reason, "error": invalid.details, "body_sha256": digest}
+            log_step(record.message_id, "message_parse", ERROR, details)
+            return Prepared(record, record.message_id, digest, invalid=invalid)
+        except Exception as error:  # noqa: BLE001 - a bug here must fail one record, not the batch
+            _log_unexpected(record.message_id, "message_parse")
+            return Prepared(record, record.message_id, digest, failure=f"{type(error).__name__}: {error}")
+        log_step(
+            message.key, "message_parse", SUCCESS, {"message_id": record.message_id, "key_source": message.key_source}
+        )
+        return Prepared(record, message.key, digest, item=item)
+
+    def _run_unit(self, unit: Sequence[Prepared], context: LambdaContextLike) -> list[RecordResult]:
+        results: list[RecordResult] = []
+        for position, prepared in enumerate(unit):
+            remaining = context.get_remaining_time_in_millis()
+            if remaining < SAFETY_MARGIN_MS:
+                reason = f"{remaining} ms left, below the {SAFETY_MARGIN_MS} ms safety margin"
+                return results + _held_back(unit[position:], reason)
+            result = self._handle(prepared)
+            results.append(result)
+            if not result.handled:
+                reason = f"an earlier record of its message group ({prepared.record.message_id}) failed"
+                return results + _held_back(unit[position + 1 :], reason)
+        return results
+
+    def _handle(self, prepared: Prepared) -> RecordResult:
+        record, trace_id = prepared.record, prepared.trace_id
+        try:
+            if prepared.failure is not None:
+                return RecordResult(record, trace_id, Outcome.FAILED)
+            if prepared.invalid is not None:
+                return self._quarantine(prepared, prepared.invalid)
+            assert prepared.item is not None
+            return self._save(prepared, prepared.item)
+        except Exception:  # noqa: BLE001 - a bug here must fail one record, not the batch
+            _log_unexpected(trace_id, "message_handle")
+            return RecordResult(record, trace_id, Outcome.FAILED)
+
+    def _save(self, prepared: Prepared, item: dict[str, Any]) -> RecordResult:
+        record, trace_id = prepared.record, prepared.trace_id
+        details: dict[str, Any] = {"table": self._store.table_name, "message_id": record.message_id}
+        try:
+            saved = self._store.save(item, prepared.body_sha256)
+        except RecordFailure as failure:
+            details.update(error_type=type(failure).__name__, error=str(failure))
+            if isinstance(failure, StoreConfigurationError):
+                details["hint"] = "the table or the configuration is wrong, not the message; it is not quarantined"
+            log_step(trace_id, "dynamodb_save", ERROR, details)
+            return RecordResult(record, trace_id, Outcome.FAILED, error_metric=failure.metric)
+        outcome = _FROM_SAVE[saved]
+        if outcome is Outcome.SAVED:
+            log_step(trace_id, "dynamodb_save", SUCCESS, details)
+        else:
+            conflicting = outcome is Outcome.CONFLICTING_DUPLICATE
+            log_step(trace_id, "dynamodb_save", INFO, {**details, "result": "key exists: condition failed"})
+            skipped = {**details, "reason": "duplicate", "conflicting": conflicting}
+            if conflicting:
+                skipped["hint"] = "the stored body differs from this one; the first write was kept"
+            log_step(trace_id, "message_skipped", WARNING if conflicting else INFO, skipped)
+        return RecordResult(record, trace_id, outcome)
+
+    def _quarantine(self, prepared: Prepared, invalid: InvalidMessageError) -> RecordResult:
+        record, trace_id = prepared.record, prepared.trace_id
+        details: dict[str, Any] = {
+            "reason": invalid.reason,
+            "error": invalid.details,
+            "body_sha256": prepared.body_sha256,
+            "message_group_id": record.group_id,
+        }
+        try:
+            quarantined = self._queues.quarantine(record, invalid.reason, invalid.details)
+        except RecordFailure as failure:
+            log_step(
+                trace_id,
+                "message_quarantined",
+                ERROR,
+                {**details, "error_type": type(failure).__name__, "send_error": str(failure)},
+            )
+            return RecordResult(record, trace_id, Outcome.FAILED, invalid=True)
+        details.update(dlq_url=quarantined.dlq_url, dlq_message_id=quarantined.dlq_message_id)
+        if quarantined.dropped_attributes:
+            details["attributes_not_carried"] = list(quarantined.dropped_attributes)
+        log_step(trace_id, "message_quarantined", SUCCESS, details)
+        return RecordResult(record, trace_id, Outcome.QUARANTINED, invalid=True)
+
+    def _delete_handled(self, handled: Sequence[RecordResult], pool: ThreadPoolExecutor) -> DeleteSummary:
+        by_queue: dict[str, list[RecordResult]] = defaultdict(list)
+        for result in handled:
+            by_queue[result.record.event_source_arn].append(result)
+        chunks: list[tuple[str, list[RecordResult]]] = []
+        lookup_failures = 0
+        for queue_arn, results in by_queue.items():
+            try:
+                url = self._queues.queue_url(queue_arn)
+            except QueueLookupError as error:
+                lookup_failures += 1
+                log_step(
+                    queue_arn,
+                    "sqs_get_url",
+                    ERROR,
+                    {"queue_arn": queue_arn, "error": str(error), "not_deleted": len(results)},
+                )
+                continue
+            log_step(queue_arn, "sqs_get_url", SUCCESS, {"queue_arn": queue_arn, "queue_url": url})
+            chunks.extend((url, results[i : i + MAX_DELETE_BATCH]) for i in range(0, len(results), MAX_DELETE_BATCH))
+        deleted = failed = 0
+        for chunk_results, answer in zip(
+            (results for _, results in chunks),
+            pool.map(lambda chunk: self._queues.delete(chunk[0], [r.record for r in chunk[1]]), chunks),
+            strict=True,
+        ):
+            trace = {id(result.record): result.trace_id for result in chunk_results}
+            for record in answer.deleted:
+                log_step(trace[id(record)], "sqs_delete_message", SUCCESS, {"message_id": record.message_id})
+            for record, reason in answer.failed:
+                log_step(
+                    trace[id(record)], "sqs_delete_message", ERROR, {"message_id": record.message_id, "error": reason}
+                )
+            deleted += len(answer.deleted)
+            failed += len(answer.failed)
+        return DeleteSummary(deleted=deleted, failed=failed, lookup_failures=lookup_failures)
+
+
+def _log_unexpected(trace_id: str, action: str) -> None:
+    """A bug, with its traceback; the record is reported as failed and retried."""
+    extra = {"trace_id": trace_id, "action": action, "status": ERROR, "details": {"error": "unexpected exception"}}
+    telemetry.logger.exception(f"{action}: {ERROR}", extra=extra)
+
+
+def _ordering_units(prepared: Iterable[Prepared]) -> list[list[Prepared]]:
+    units: dict[str, list[Prepared]] = {}
+    for item in prepared:
+        units.setdefault(item.record.ordering_key, []).append(item)
+    return list(units.values())
+
+
+def _held_back(unit: Sequence[Prepared], reason: str) -> list[RecordResult]:
+    for prepared in unit:
+        log_step(
+            prepared.trace_id, "message_skipped", WARNING, {"message_id": prepared.record.message_id, "reason": reason}
+        )
+    return [RecordResult(prepared.record, prepared.trace_id, Outcome.NOT_ATTEMPTED) for prepared in unit]
+
+
+def _add_metrics(results: Sequence[RecordResult], deletes: DeleteSummary, failures: int) -> None:
+    outcomes = Counter(result.outcome for result in results)
+    errors = Counter(result.error_metric for result in results if result.error_metric)
+    counts = {
+        telemetry.MESSAGES_SAVED: outcomes[Outcome.SAVED],
+        telemetry.DUPLICATE_MESSAGES: outcomes[Outcome.DUPLICATE] + outcomes[Outcome.CONFLICTING_DUPLICATE],
+        telemetry.CONFLICTING_DUPLICATES: outcomes[Outcome.CONFLICTING_DUPLICATE],
+        telemetry.INVALID_MESSAGES: sum(1 for result in results if result.invalid),
+        telemetry.MESSAGES_QUARANTINED: outcomes[Outcome.QUARANTINED],
+        telemetry.MESSAGES_DELETED: deletes.deleted,
+        telemetry.BATCH_ITEM_FAILURES: failures,
+        telemetry.DYNAMODB_CHECK_ERROR: errors[telemetry.DYNAMODB_CHECK_ERROR],
+        telemetry.DYNAMODB_SAVE_ERROR: errors[telemetry.DYNAMODB_SAVE_ERROR],
+        telemetry.SQS_GET_URL_ERROR: deletes.lookup_failures,
+        telemetry.SQS_DELETE_ERROR: deletes.failed,
+    }
+    for name, value in counts.items():
+        telemetry.metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

@@ -1,0 +1,100 @@
+"""The consumer's configuration, read once per container from the environment.
+
+This is the only module that reads ``os.environ``; Powertools reads its own
+``POWERTOOLS_*`` variables, with the defaults given here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import jmespath
+from jmespath.exceptions import JMESPathError
+from jmespath.parser import ParsedResult
+
+from consumer.exceptions import ConfigurationError
+
+DEFAULT_SERVICE_NAME = "sqs-fifo-consumer"
+DEFAULT_METRICS_NAMESPACE = "SqsFifoConsumer"
+MAX_CONCURRENCY_LIMIT = 100
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class Config:
+    table_name: str
+    region: str
+    dlq_url: str | None
+    idempotency_key_path: str
+    idempotency_key: ParsedResult
+    max_concurrency: int
+    record_ttl_days: int | None
+    log_message_body: bool
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
+        env = os.environ if environ is None else environ
+        region = _text(env, "REGION") or _text(env, "AWS_REGION") or _text(env, "AWS_DEFAULT_REGION")
+        if not region:
+            raise ConfigurationError("REGION is not set and neither is AWS_REGION: name the AWS region")
+        key_path = _text(env, "IDEMPOTENCY_KEY_JMESPATH") or "message_id"
+        try:
+            compiled = jmespath.compile(key_path)
+        except JMESPathError as error:
+            raise ConfigurationError(
+                f"IDEMPOTENCY_KEY_JMESPATH={key_path!r} is not a JMESPath expression: {error}"
+            ) from error
+        return cls(
+            table_name=_text(env, "DYNAMO_TABLE") or "messages_table",
+            region=region,
+            dlq_url=_text(env, "DLQ_URL") or None,
+            idempotency_key_path=key_path,
+            idempotency_key=compiled,
+            max_concurrency=_integer(env, "MAX_CONCURRENCY", default=10, low=1, high=MAX_CONCURRENCY_LIMIT),
+            record_ttl_days=_optional_integer(env, "RECORD_TTL_DAYS", low=1, high=36500),
+            log_message_body=_boolean(env, "LOG_MESSAGE_BODY"),
+        )
+
+
+def service_name(environ: Mapping[str, str] | None = None) -> str:
+    return _text(os.environ if environ is None else environ, "POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE_NAME
+
+
+def metrics_namespace(environ: Mapping[str, str] | None = None) -> str:
+    env = os.environ if environ is None else environ
+    return _text(env, "POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_METRICS_NAMESPACE
+
+
+def _text(env: Mapping[str, str], name: str) -> str:
+    return env.get(name, "").strip()
+
+
+def _integer(env: Mapping[str, str], name: str, *, default: int, low: int, high: int) -> int:
+    value = _optional_integer(env, name, low=low, high=high)
+    return default if value is None else value
+
+
+def _optional_integer(env: Mapping[str, str], name: str, *, low: int, high: int) -> int | None:
+    raw = _text(env, name)
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise ConfigurationError(f"{name}={value} is out of range: use {low} to {high}")
+    return value
+
+
+def _boolean(env: Mapping[str, str], name: str) -> bool:
+    raw = _text(env, name).lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ConfigurationError(f"{name}={raw!r} is not a boolean: use true or false")

@@ -1,0 +1,149 @@
+"""A ``Message`` becomes the DynamoDB item, checked against DynamoDB's own limits.
+
+Emulators accept items that real DynamoDB refuses, and a refusal in production
+would fail the record on every delivery. So the limits are checked here and a
+message that breaks one is invalid (it goes to the dead-letter queue).
+Rules: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from consumer.exceptions import InvalidMessageError
+from consumer.message import Message
+
+KEY_ATTRIBUTE = "message_id"
+METADATA_ATTRIBUTE = "_meta"
+TTL_ATTRIBUTE = "expires_at"
+
+MAX_ITEM_BYTES = 400 * 1024
+MAX_DEPTH = 32
+MAX_SIGNIFICANT_DIGITS = 38
+# DynamoDB numbers: 1E-130 <= |n| < 1E+126, i.e. the adjusted exponent stays in this range.
+MIN_ADJUSTED_EXPONENT = -130
+MAX_ADJUSTED_EXPONENT = 125
+
+
+def build_item(message: Message, processed_at: datetime, ttl_days: int | None) -> dict[str, Any]:
+    """The body's top-level fields unchanged, plus the key, the metadata map and the TTL."""
+    _check_reserved_fields(message)
+    item: dict[str, Any] = {name: _checked(value, name, depth=1) for name, value in message.fields.items()}
+    item[KEY_ATTRIBUTE] = message.key
+    item[METADATA_ATTRIBUTE] = _metadata(message, processed_at)
+    if ttl_days is not None:
+        item[TTL_ATTRIBUTE] = int((processed_at + timedelta(days=ttl_days)).timestamp())
+    size = item_size(item)
+    if size > MAX_ITEM_BYTES:
+        raise InvalidMessageError(
+            "item_too_large", f"the item would be {size} bytes; DynamoDB's limit is {MAX_ITEM_BYTES}"
+        )
+    return item
+
+
+def item_size(item: Mapping[str, Any]) -> int:
+    """Bytes as DynamoDB counts them: names and values, 3 bytes per list or map, 1 per element."""
+    return sum(_name_size(name) + _value_size(value) for name, value in item.items())
+
+
+def _metadata(message: Message, processed_at: datetime) -> dict[str, Any]:
+    record = message.record
+    attributes = record.attributes
+    metadata: dict[str, Any] = {
+        "sqs_message_id": record.message_id,
+        "event_source_arn": record.event_source_arn,
+        "key_source": message.key_source,
+        "body_sha256": message.body_sha256,
+        "processed_at": processed_at.isoformat(timespec="milliseconds"),
+        "approximate_receive_count": record.receive_count,
+    }
+    optional = {
+        "message_group_id": attributes.get("MessageGroupId"),
+        "message_deduplication_id": attributes.get("MessageDeduplicationId"),
+        "sequence_number": attributes.get("SequenceNumber"),
+    }
+    metadata.update({name: value for name, value in optional.items() if value})
+    sent = attributes.get("SentTimestamp", "")
+    if sent.isdigit():
+        metadata["sent_timestamp"] = int(sent)
+    return metadata
+
+
+def _check_reserved_fields(message: Message) -> None:
+    for name in (METADATA_ATTRIBUTE, TTL_ATTRIBUTE):
+        if name in message.fields:
+            raise InvalidMessageError(
+                "reserved_attribute", f"the body has a field {name!r}, which the consumer reserves"
+            )
+    body_key = message.fields.get(KEY_ATTRIBUTE)
+    if body_key is not None and str(body_key) != message.key:
+        raise InvalidMessageError(
+            "reserved_attribute",
+            f"the body's {KEY_ATTRIBUTE!r} differs from the idempotency key taken from {message.key_source}",
+        )
+
+
+def _checked(value: Any, path: str, depth: int) -> Any:
+    """The value as it will be stored; raises for what DynamoDB would refuse."""
+    if isinstance(value, Decimal):
+        return _checked_number(value, path)
+    if isinstance(value, dict | list) and depth > MAX_DEPTH:
+        raise InvalidMessageError("too_deep", f"{path} is nested deeper than DynamoDB's {MAX_DEPTH} levels")
+    if isinstance(value, dict):
+        for name in value:
+            if not name:
+                raise InvalidMessageError("invalid_attribute_name", f"{path} has an empty field name")
+        return {name: _checked(inner, f"{path}.{name}", depth + 1) for name, inner in value.items()}
+    if isinstance(value, list):
+        return [_checked(inner, f"{path}[{index}]", depth + 1) for index, inner in enumerate(value)]
+    return value
+
+
+def _checked_number(number: Decimal, path: str) -> Decimal:
+    if number.is_zero():
+        return number
+    normal = number.normalize()
+    digits = len(normal.as_tuple().digits)
+    if digits > MAX_SIGNIFICANT_DIGITS:
+        raise InvalidMessageError(
+            "number_out_of_range", f"{path} has {digits} significant digits; DynamoDB keeps {MAX_SIGNIFICANT_DIGITS}"
+        )
+    if not MIN_ADJUSTED_EXPONENT <= normal.adjusted() <= MAX_ADJUSTED_EXPONENT:
+        raise InvalidMessageError("number_out_of_range", f"{path} is outside DynamoDB's range 1E-130 to 1E+126")
+    # Trailing zeros beyond 38 digits would make boto3 refuse an exact value: store it trimmed.
+    return number if len(number.as_tuple().digits) <= MAX_SIGNIFICANT_DIGITS else normal
+
+
+def _name_size(name: str) -> int:
+    return _utf8_size(name)
+
+
+def _value_size(value: Any) -> int:
+    if isinstance(value, str):
+        return _utf8_size(value)
+    if isinstance(value, bool) or value is None:
+        return 1
+    if isinstance(value, Decimal | int):
+        return _number_size(Decimal(value))
+    if isinstance(value, dict):
+        return 3 + sum(1 + _name_size(name) + _value_size(inner) for name, inner in value.items())
+    if isinstance(value, list):
+        return 3 + sum(1 + _value_size(inner) for inner in value)
+    raise TypeError(f"unexpected {type(value).__name__} in a DynamoDB item")
+
+
+def _number_size(number: Decimal) -> int:
+    digits = 1 if number.is_zero() else len(number.normalize().as_tuple().digits)
+    return (digits + 1) // 2 + 1 + (1 if number.is_signed() else 0)
+
+
+def _utf8_size(text: str) -> int:
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidMessageError(
+            "invalid_unicode", "a string holds a lone surrogate, which is not valid UTF-8"
+        ) from None

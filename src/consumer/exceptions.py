@@ -1,0 +1,50 @@
+"""Errors the consumer raises or turns into record outcomes."""
+
+from __future__ import annotations
+
+
+class ConfigurationError(ValueError):
+    """An environment variable is missing or malformed; the message names it."""
+
+
+class InvalidEventError(ValueError):
+    """The Lambda event is not an SQS event; nothing was processed or deleted."""
+
+
+class InvalidMessageError(ValueError):
+    """A message can never be stored: it goes to the dead-letter queue with this reason."""
+
+    def __init__(self, reason: str, details: str) -> None:
+        super().__init__(f"{reason}: {details}")
+        self.reason = reason
+        self.details = details
+
+
+class RecordFailure(Exception):
+    """A record could not be handled now; SQS must deliver it again."""
+
+    metric: str | None = None
+
+
+class DynamoDBSaveError(RecordFailure):
+    """DynamoDB answered the write with an error after boto3's retries."""
+
+    metric = "DynamoDBSaveError"
+
+
+class DynamoDBCheckError(RecordFailure):
+    """The write's outcome is unknown (timeout or lost connection); redelivery settles it."""
+
+    metric = "DynamoDBCheckError"
+
+
+class StoreConfigurationError(DynamoDBSaveError):
+    """DynamoDB refused the request itself (table or configuration is wrong, not the message)."""
+
+
+class QuarantineError(RecordFailure):
+    """An invalid message could not be sent to the dead-letter queue."""
+
+
+class QueueLookupError(Exception):
+    """GetQueueUrl failed: the queue's records cannot be deleted by the consumer."""

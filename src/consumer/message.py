@@ -1,0 +1,124 @@
+"""An SQS record's body becomes a ``Message``: exact JSON, an idempotency key, a hash.
+
+Anything that can never be stored raises ``InvalidMessageError`` with a stable
+reason code; the record then goes to the dead-letter queue unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from jmespath.exceptions import JMESPathError
+from jmespath.parser import ParsedResult
+
+from consumer.exceptions import InvalidMessageError
+from consumer.sqs_event import SqsRecord
+
+MAX_KEY_BYTES = 1024
+
+KEY_FROM_BODY = "body"
+KEY_FROM_DEDUPLICATION_ID = "MessageDeduplicationId"
+KEY_FROM_MESSAGE_ID = "messageId"
+
+
+@dataclass(frozen=True)
+class Message:
+    record: SqsRecord
+    key: str
+    key_source: str
+    fields: Mapping[str, Any]
+    body_sha256: str
+
+
+def body_sha256(body: str) -> str:
+    return hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def parse_message(record: SqsRecord, key_path: ParsedResult) -> Message:
+    fields = _parse_json_object(record.body)
+    key, source = _idempotency_key(record, fields, key_path)
+    return Message(record=record, key=key, key_source=source, fields=fields, body_sha256=body_sha256(record.body))
+
+
+def _parse_json_object(body: str) -> dict[str, Any]:
+    try:
+        # Decimal for every number keeps it exactly as written: no float round trip.
+        value = json.loads(
+            body,
+            parse_float=Decimal,
+            parse_int=Decimal,
+            parse_constant=_reject_constant,
+            object_pairs_hook=_unique_fields,
+        )
+    except RecursionError:
+        raise InvalidMessageError("too_deep", "JSON nesting is deeper than the parser allows") from None
+    except ValueError as error:
+        raise InvalidMessageError("invalid_json", str(error)) from None
+    if not isinstance(value, dict):
+        raise InvalidMessageError("not_an_object", f"the JSON body is {_json_type(value)}, not an object")
+    return value
+
+
+def _reject_constant(name: str) -> Decimal:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _unique_fields(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    fields = dict(pairs)
+    if len(fields) != len(pairs):
+        names = [name for name, _ in pairs]
+        twice = next(name for name in names if names.count(name) > 1)
+        # An ambiguous body must not be half-stored: which value would win is a parser detail.
+        raise ValueError(f"field {twice!r} appears more than once in one object")
+    return fields
+
+
+def _idempotency_key(record: SqsRecord, fields: dict[str, Any], key_path: ParsedResult) -> tuple[str, str]:
+    try:
+        value = key_path.search(fields)
+    except JMESPathError as error:
+        raise InvalidMessageError("invalid_key", f"idempotency key expression failed: {error}") from None
+    if value is None:
+        if record.deduplication_id:
+            return record.deduplication_id, KEY_FROM_DEDUPLICATION_ID
+        return record.message_id, KEY_FROM_MESSAGE_ID
+    return _key_text(value), KEY_FROM_BODY
+
+
+def _key_text(value: object) -> str:
+    if isinstance(value, str):
+        key = value
+    elif isinstance(value, Decimal) and value.is_finite() and value.as_tuple().exponent == 0:
+        key = str(value)
+    else:
+        raise InvalidMessageError(
+            "invalid_key", f"the idempotency key is {_json_type(value)}: use a string or an integer"
+        )
+    if not key:
+        raise InvalidMessageError("invalid_key", "the idempotency key is an empty string")
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidMessageError("invalid_key", "the idempotency key is not valid Unicode") from None
+    if size > MAX_KEY_BYTES:
+        raise InvalidMessageError("invalid_key", f"the idempotency key is {size} bytes; the limit is {MAX_KEY_BYTES}")
+    return key
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, Decimal):
+        return "a number" if value.as_tuple().exponent != 0 else "an integer"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
