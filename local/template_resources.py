@@ -176,11 +176,16 @@ def deploy_local(
     queue_url, queue_arn = _create_queue(sqs, resolver, QUEUE_ID, resources[QUEUE_ID]["Properties"])
     table_name = _create_table(dynamodb, resolver, resources[TABLE_ID]["Properties"])
 
-    function = resolver.resolve(resources[FUNCTION_ID]["Properties"])
-    globals_ = resolver.resolve(template.get("Globals", {}).get("Function", {}))
-    environment = {**globals_.get("Environment", {}).get("Variables", {}), **function["Environment"]["Variables"]}
-    sqs_event = next(event for event in function["Events"].values() if event["Type"] == "SQS")
+    # Only what a local run needs is resolved: roles, alarms and the like have no local twin.
+    function = resources[FUNCTION_ID]["Properties"]
+    globals_ = template.get("Globals", {}).get("Function", {})
+    environment = {
+        **resolver.resolve(globals_.get("Environment", {}).get("Variables", {})),
+        **resolver.resolve(function.get("Environment", {}).get("Variables", {})),
+    }
+    sqs_event = resolver.resolve(next(event for event in function["Events"].values() if event["Type"] == "SQS"))
     queue = resolver.resolve(resources[QUEUE_ID]["Properties"])
+    timeout = resolver.resolve(function.get("Timeout", globals_.get("Timeout", 3)))
     return Deployed(
         stack_name=stack_name,
         region=region,
@@ -193,7 +198,7 @@ def deploy_local(
         batch_size=int(sqs_event["Properties"].get("BatchSize", 10)),
         visibility_timeout=int(queue.get("VisibilityTimeout", 30)),
         max_receive_count=int(queue["RedrivePolicy"]["maxReceiveCount"]),
-        function_timeout=int(function.get("Timeout", globals_.get("Timeout", 3))),
+        function_timeout=int(timeout),
     )
 
 

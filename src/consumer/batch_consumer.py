@@ -22,7 +22,13 @@ from consumer import telemetry
 from consumer.aws_clients import SAFETY_MARGIN_MS
 from consumer.config import Config
 from consumer.dynamodb_item import build_item
-from consumer.exceptions import InvalidMessageError, QueueLookupError, RecordFailure, StoreConfigurationError
+from consumer.exceptions import (
+    InvalidEventError,
+    InvalidMessageError,
+    QueueLookupError,
+    RecordFailure,
+    StoreConfigurationError,
+)
 from consumer.message import body_sha256, parse_message
 from consumer.message_store import MessageStore, SaveOutcome
 from consumer.queue_gateway import MAX_DELETE_BATCH, QueueGateway
@@ -97,7 +103,11 @@ class BatchConsumer:
         self._clock = clock
 
     def process(self, event: object, context: LambdaContextLike) -> dict[str, list[dict[str, str]]]:
-        records = parse_event(event)
+        try:
+            records = parse_event(event)
+        except InvalidEventError as error:
+            log_step("event", "event_parse", ERROR, {"error": str(error), "hint": "nothing was processed or deleted"})
+            raise
         prepared = [self._prepare(record) for record in records]
         units = _ordering_units(prepared)
         workers = max(1, min(self._config.max_concurrency, len(units)))
@@ -112,7 +122,7 @@ class BatchConsumer:
 
     def _prepare(self, record: SqsRecord) -> Prepared:
         received: dict[str, Any] = {
-            "message_id": record.message_id,
+            "sqs_message_id": record.message_id,
             "message_group_id": record.group_id,
             "receive_count": record.receive_count,
             "body_bytes": len(record.body.encode("utf-8", "surrogatepass")),
@@ -132,7 +142,10 @@ class BatchConsumer:
             _log_unexpected(record.message_id, "message_parse")
             return Prepared(record, record.message_id, digest, failure=f"{type(error).__name__}: {error}")
         log_step(
-            message.key, "message_parse", SUCCESS, {"message_id": record.message_id, "key_source": message.key_source}
+            message.key,
+            "message_parse",
+            SUCCESS,
+            {"sqs_message_id": record.message_id, "key_source": message.key_source},
         )
         return Prepared(record, message.key, digest, item=item)
 
@@ -165,7 +178,7 @@ class BatchConsumer:
 
     def _save(self, prepared: Prepared, item: dict[str, Any]) -> RecordResult:
         record, trace_id = prepared.record, prepared.trace_id
-        details: dict[str, Any] = {"table": self._store.table_name, "message_id": record.message_id}
+        details: dict[str, Any] = {"table": self._store.table_name, "sqs_message_id": record.message_id}
         try:
             saved = self._store.save(item, prepared.body_sha256)
         except RecordFailure as failure:
@@ -238,10 +251,13 @@ class BatchConsumer:
         ):
             trace = {id(result.record): result.trace_id for result in chunk_results}
             for record in answer.deleted:
-                log_step(trace[id(record)], "sqs_delete_message", SUCCESS, {"message_id": record.message_id})
+                log_step(trace[id(record)], "sqs_delete_message", SUCCESS, {"sqs_message_id": record.message_id})
             for record, reason in answer.failed:
                 log_step(
-                    trace[id(record)], "sqs_delete_message", ERROR, {"message_id": record.message_id, "error": reason}
+                    trace[id(record)],
+                    "sqs_delete_message",
+                    ERROR,
+                    {"sqs_message_id": record.message_id, "error": reason},
                 )
             deleted += len(answer.deleted)
             failed += len(answer.failed)
@@ -264,7 +280,10 @@ def _ordering_units(prepared: Iterable[Prepared]) -> list[list[Prepared]]:
 def _held_back(unit: Sequence[Prepared], reason: str) -> list[RecordResult]:
     for prepared in unit:
         log_step(
-            prepared.trace_id, "message_skipped", WARNING, {"message_id": prepared.record.message_id, "reason": reason}
+            prepared.trace_id,
+            "message_skipped",
+            WARNING,
+            {"sqs_message_id": prepared.record.message_id, "reason": reason},
         )
     return [RecordResult(prepared.record, prepared.trace_id, Outcome.NOT_ATTEMPTED) for prepared in unit]
 

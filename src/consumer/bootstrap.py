@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import boto3
 
@@ -12,13 +14,42 @@ from consumer.config import Config
 from consumer.message_store import MessageStore
 from consumer.queue_gateway import QueueGateway
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
+
+
+@dataclass(frozen=True)
+class Clients:
+    dynamodb: DynamoDBClient
+    sqs: SQSClient
+
+
+@lru_cache(maxsize=1)
+def settings() -> Config:
+    """Read on the first invocation, so a bad setting fails it with an error naming the variable."""
+    return Config.from_env()
+
+
+@lru_cache(maxsize=1)
+def clients() -> Clients:
+    config = settings()
+    session = boto3.session.Session(region_name=config.region)
+    wire = client_config(config.max_concurrency)
+    return Clients(dynamodb=session.client("dynamodb", config=wire), sqs=session.client("sqs", config=wire))
+
 
 @lru_cache(maxsize=1)
 def batch_consumer() -> BatchConsumer:
-    """Built on the first invocation, so a bad setting fails it with an error naming the variable."""
-    config = Config.from_env()
-    session = boto3.session.Session(region_name=config.region)
-    wire = client_config(config.max_concurrency)
-    store = MessageStore(session.client("dynamodb", config=wire), config.table_name)
-    queues = QueueGateway(session.client("sqs", config=wire), dlq_url=config.dlq_url)
+    config = settings()
+    aws = clients()
+    store = MessageStore(aws.dynamodb, config.table_name)
+    queues = QueueGateway(aws.sqs, dlq_url=config.dlq_url)
     return BatchConsumer(config, store, queues)
+
+
+def reset() -> None:
+    """Forget everything built, as a new container would (tests and local runs)."""
+    batch_consumer.cache_clear()
+    clients.cache_clear()
+    settings.cache_clear()

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from consumer.dynamodb_item import KEY_ATTRIBUTE, METADATA_ATTRIBUTE
 from consumer.exceptions import DynamoDBCheckError, DynamoDBSaveError, StoreConfigurationError
@@ -54,7 +55,7 @@ class MessageStore:
             if code in _CONFIGURATION_ERRORS:
                 raise StoreConfigurationError(f"DynamoDB refused the request ({code}): {error}") from error
             raise DynamoDBSaveError(f"DynamoDB answered {code or 'an error'} after retries: {error}") from error
-        except HTTPClientError as error:
+        except (HTTPClientError, BotocoreConnectionError) as error:
             # Timeouts and dropped connections: the item may or may not be written.
             raise DynamoDBCheckError(f"the write's outcome is unknown ({type(error).__name__}): {error}") from error
         except BotoCoreError as error:

@@ -1,0 +1,290 @@
+"""Rules 5, 6 and 9: failures go back to SQS, a failure holds back only its own group, time is respected."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import pytest
+
+import handler
+from consumer import bootstrap
+from consumer.aws_clients import MAX_ATTEMPTS, SAFETY_MARGIN_MS
+from local.lambda_runtime import sqs_event
+from tests.conftest import Invoker, Stack, failures, parse_stdout
+from tests.faults import WireFaults, refuse
+
+
+def _key_is(key: str) -> Any:
+    return lambda request: request["Item"]["message_id"]["S"] == key
+
+
+def _ids(event: dict[str, Any]) -> dict[str, str]:
+    """SQS messageId by the body's message_id."""
+    return {json.loads(record["body"])["message_id"]: record["messageId"] for record in event["Records"]}
+
+
+def test_a_throttled_write_is_retried_by_boto3_then_reported_for_redelivery(stack: Stack, invoke: Invoker) -> None:
+    # Given DynamoDB throttles every attempt
+    stack.send({"message_id": "order-1"}, group="g1")
+    event = stack.receive_event(1)
+    dynamodb = WireFaults(bootstrap.clients().dynamodb).error("PutItem", "ThrottlingException")
+
+    # When the message is handled
+    response, out = invoke(event)
+
+    # Then boto3 tried as often as configured, and the record is returned as a failure
+    assert dynamodb.sent["PutItem"] == MAX_ATTEMPTS
+    assert failures(response) == [event["Records"][0]["messageId"]]
+    assert out.metrics()["DynamoDBSaveError"] == 1
+    assert out.metrics()["BatchItemFailures"] == 1
+    assert out.steps("dynamodb_save", "order-1")[0]["status"] == "error"
+    # And nothing was written, deleted or quarantined: SQS will deliver it again
+    assert stack.items() == {}
+    assert stack.messages_in_queue() == 1
+    assert stack.dlq_messages() == []
+
+
+def test_a_passing_server_error_is_absorbed_by_boto3_retries(stack: Stack, invoke: Invoker) -> None:
+    # Given DynamoDB answers one 500 and then recovers
+    stack.send({"message_id": "order-1"}, group="g1")
+    event = stack.receive_event(1)
+    dynamodb = WireFaults(bootstrap.clients().dynamodb).error("PutItem", "InternalServerError", status=500, times=1)
+
+    # When the message is handled
+    response, out = invoke(event)
+
+    # Then the retry stored it and nobody has to redeliver it
+    assert dynamodb.sent["PutItem"] == 2
+    assert failures(response) == []
+    assert out.metrics()["MessagesSaved"] == 1
+    assert "order-1" in stack.items()
+
+
+def test_a_lost_answer_is_a_check_error_and_the_redelivery_settles_it_as_a_duplicate(
+    stack: Stack, invoke: Invoker
+) -> None:
+    # Given a write that lands but whose answer is lost on every attempt
+    stack.send({"message_id": "order-1"}, group="g1")
+    event = stack.receive_event(1)
+    WireFaults(bootstrap.clients().dynamodb).lose_answer("PutItem", times=MAX_ATTEMPTS)
+
+    # When the message is handled
+    response, out = invoke(event)
+
+    # Then the outcome is unknown to the consumer: the record is reported for redelivery
+    assert failures(response) == [event["Records"][0]["messageId"]]
+    assert out.metrics()["DynamoDBCheckError"] == 1
+    assert "order-1" in stack.items()
+
+    # When SQS delivers it again (visibility timeout over)
+    stack.sqs.change_message_visibility(
+        QueueUrl=stack.deployed.queue_url, ReceiptHandle=event["Records"][0]["receiptHandle"], VisibilityTimeout=0
+    )
+    response, out = invoke(stack.receive_event(1))
+
+    # Then the conditional write settles it: a duplicate of the same body, deleted, stored once
+    assert failures(response) == []
+    assert out.metrics()["DuplicateMessages"] == 1
+    assert out.metrics()["ConflictingDuplicates"] == 0
+    assert list(stack.items()) == ["order-1"]
+    assert stack.messages_in_queue() == 0
+
+
+def test_a_connection_that_never_opens_is_a_check_error(stack: Stack, invoke: Invoker) -> None:
+    # Given DynamoDB cannot be reached at all
+    stack.send({"message_id": "order-1"}, group="g1")
+    event = stack.receive_event(1)
+    WireFaults(bootstrap.clients().dynamodb).cut_connection("PutItem")
+
+    # When the message is handled
+    response, out = invoke(event)
+
+    # Then it goes back to SQS, counted as a check error
+    assert failures(response) == [event["Records"][0]["messageId"]]
+    assert out.metrics()["DynamoDBCheckError"] == 1
+    assert stack.messages_in_queue() == 1
+
+
+@pytest.mark.parametrize("code", ["ValidationException", "ResourceNotFoundException"])
+def test_a_refusal_of_the_request_itself_fails_the_record_and_never_quarantines_it(
+    stack: Stack, invoke: Invoker, code: str
+) -> None:
+    # Given DynamoDB refuses the request (wrong table or configuration, not a bad message)
+    stack.send({"message_id": "order-1"}, group="g1")
+    event = stack.receive_event(1)
+    refuse(bootstrap.clients().dynamodb, "PutItem", code)
+
+    # When the message is handled
+    response, out = invoke(event)
+
+    # Then the record fails with an error log that says so, and the message is not sent to the DLQ
+    assert failures(response) == [event["Records"][0]["messageId"]]
+    [line] = out.steps("dynamodb_save", "order-1")
+    assert line["status"] == "error"
+    assert line["level"] == "ERROR"
+    assert code in line["details"]["error"]
+    assert "configuration" in line["details"]["hint"]
+    assert out.metrics()["DynamoDBSaveError"] == 1
+    assert stack.dlq_messages() == []
+    assert stack.messages_in_queue() == 1
+
+
+def test_a_failed_write_holds_back_the_rest_of_its_group_and_no_other(stack: Stack, invoke: Invoker) -> None:
+    # Given group A with three messages, group B with two, and the second write of A failing
+    for key, group in [("a1", "A"), ("b1", "B"), ("a2", "A"), ("a3", "A"), ("b2", "B")]:
+        stack.send({"message_id": key}, group=group)
+    event = stack.receive_event(5)
+    ids = _ids(event)
+    dynamodb = WireFaults(bootstrap.clients().dynamodb).error(
+        "PutItem", "ThrottlingException", times=MAX_ATTEMPTS, when=_key_is("a2")
+    )
+
+    # When the batch is handled
+    response, out = invoke(event)
+
+    # Then a2 failed, a3 was not even attempted, and both are reported, in order
+    assert failures(response) == [ids["a2"], ids["a3"]]
+    assert sorted(stack.items()) == ["a1", "b1", "b2"]
+    assert dynamodb.sent["PutItem"] == 3 + MAX_ATTEMPTS  # a1, b1, b2 once; a2 retried; a3 never
+    [held] = out.steps("message_skipped", "a3")
+    assert held["status"] == "warning"
+    assert ids["a2"] in held["details"]["reason"]
+    assert out.metrics()["BatchItemFailures"] == 2
+
+    # When SQS delivers the held-back messages again
+    response, _ = invoke(_redeliver(stack, event, [ids["a2"], ids["a3"]]))
+
+    # Then they are stored, and the group is complete
+    assert failures(response) == []
+    assert sorted(stack.items()) == ["a1", "a2", "a3", "b1", "b2"]
+
+
+def test_records_of_one_group_are_written_in_order_and_groups_run_at_once(
+    stack: Stack, invoke: Invoker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given three groups of three, and a wire that holds each write until all three groups have one in flight
+    monkeypatch.setenv("MAX_CONCURRENCY", "3")
+    for index in range(3):
+        for group in "ABC":
+            stack.send({"message_id": f"{group}{index}"}, group=group)
+    event = stack.receive_event(9)
+    all_groups_in_flight = threading.Barrier(3, timeout=10)
+    written: list[str] = []
+    lock = threading.Lock()
+
+    def rendezvous(request: Any, **_: Any) -> None:
+        key = json.loads(request.body)["Item"]["message_id"]["S"]
+        all_groups_in_flight.wait()
+        with lock:
+            written.append(key)
+
+    WireFaults(bootstrap.clients().dynamodb)
+    bootstrap.clients().dynamodb.meta.events.register_first("before-send.dynamodb.PutItem", rendezvous)
+
+    # When the batch is handled
+    response, _ = invoke(event)
+
+    # Then no barrier broke (the groups ran at the same time), and each group was written in send order
+    assert failures(response) == []
+    assert len(stack.items()) == 9
+    for group in "ABC":
+        assert [key for key in written if key.startswith(group)] == [f"{group}0", f"{group}1", f"{group}2"]
+
+
+def test_no_more_groups_run_at_once_than_max_concurrency(
+    stack: Stack, invoke: Invoker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given MAX_CONCURRENCY=2 and six groups
+    monkeypatch.setenv("MAX_CONCURRENCY", "2")
+    for group in "ABCDEF":
+        stack.send({"message_id": group}, group=group)
+    event = stack.receive_event(6)
+    in_flight = 0
+    most = 0
+    lock = threading.Lock()
+    release = threading.Event()
+
+    def track(**_: Any) -> None:
+        nonlocal in_flight, most
+        with lock:
+            in_flight += 1
+            most = max(most, in_flight)
+        release.wait(0.05)
+        with lock:
+            in_flight -= 1
+
+    WireFaults(bootstrap.clients().dynamodb)
+    bootstrap.clients().dynamodb.meta.events.register_first("before-send.dynamodb.PutItem", track)
+
+    # When the batch is handled
+    response, _ = invoke(event)
+
+    # Then all were stored, never more than two writes at a time
+    assert failures(response) == []
+    assert len(stack.items()) == 6
+    assert most == 2
+
+
+def test_a_standard_queue_failure_holds_back_nothing_else(stack: Stack, invoke: Invoker) -> None:
+    # Given a standard queue whose messages share a group id (fair queue) and one failing write
+    url = stack.sqs.create_queue(QueueName="standard-orders")["QueueUrl"]
+    arn = stack.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    for key in ["s1", "s2", "s3"]:
+        stack.sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"message_id": key}), MessageGroupId="tenant")
+    messages = stack.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"])
+    event = sqs_event(messages["Messages"], arn)
+    WireFaults(bootstrap.clients().dynamodb).error("PutItem", "ThrottlingException", when=_key_is("s1"))
+
+    # When the batch is handled
+    response, _ = invoke(event)
+
+    # Then only the failing record is reported; order is not promised, so the others carry on
+    assert failures(response) == [_ids(event)["s1"]]
+    assert sorted(stack.items()) == ["s2", "s3"]
+
+
+class _ScriptedContext:
+    """Lambda's context, with the remaining time of each call scripted."""
+
+    function_name = "consumer"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:consumer"
+    aws_request_id = "request-1"
+
+    def __init__(self, *remaining_ms: int) -> None:
+        self._remaining = list(remaining_ms)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self._remaining.pop(0) if len(self._remaining) > 1 else self._remaining[0]
+
+
+def test_a_record_is_not_started_when_too_little_time_is_left(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given one group of three and time for only the first record
+    for key in ["t1", "t2", "t3"]:
+        stack.send({"message_id": key}, group="g1")
+    event = stack.receive_event(3)
+    ids = _ids(event)
+    dynamodb = WireFaults(bootstrap.clients().dynamodb)
+
+    # When the handler runs with the clock running out after the first record
+    response = handler.lambda_handler(event, _ScriptedContext(60_000, SAFETY_MARGIN_MS - 1))
+    out = parse_stdout(capsys.readouterr().out)
+
+    # Then the first is stored; the rest are reported without a write attempt
+    assert failures(response) == [ids["t2"], ids["t3"]]
+    assert list(stack.items()) == ["t1"]
+    assert dynamodb.sent["PutItem"] == 1
+    assert all("safety margin" in line["details"]["reason"] for line in out.steps("message_skipped"))
+    assert stack.messages_in_queue() == 2
+
+
+def _redeliver(stack: Stack, event: dict[str, Any], message_ids: list[str]) -> dict[str, Any]:
+    """What the event source mapping does with reported failures: they become visible again."""
+    for record in event["Records"]:
+        if record["messageId"] in message_ids:
+            stack.sqs.change_message_visibility(
+                QueueUrl=stack.deployed.queue_url, ReceiptHandle=record["receiptHandle"], VisibilityTimeout=0
+            )
+    return stack.receive_event(len(message_ids))

@@ -1,0 +1,132 @@
+"""Rule 7: a message that can never succeed goes to the DLQ byte-identical, with its reason; never dropped."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from consumer import bootstrap
+from tests.conftest import Invoker, Stack, failures
+from tests.faults import WireFaults, refuse
+
+BROKEN = '{"message_id": "order-9", "amount": 12.5,'  # cut off: not JSON
+
+
+def test_an_invalid_message_is_forwarded_unchanged_with_its_reason(stack: Stack, invoke: Invoker) -> None:
+    # Given a truncated body in group g7, with a message attribute of the producer's
+    message_id = stack.send(BROKEN, group="g7", attributes={"tenant": {"DataType": "String", "StringValue": "acme"}})
+    event = stack.receive_event(1)
+
+    # When the consumer handles it
+    response, out = invoke(event)
+
+    # Then it is handled, not failed, and not stored
+    assert failures(response) == []
+    assert stack.items() == {}
+    # And the DLQ holds the same bytes, in the same group, deduplicated by the original messageId
+    [quarantined] = stack.dlq_messages()
+    assert quarantined["Body"] == BROKEN
+    assert quarantined["Attributes"]["MessageGroupId"] == "g7"
+    assert quarantined["Attributes"]["MessageDeduplicationId"] == message_id
+    attributes = {name: value["StringValue"] for name, value in quarantined["MessageAttributes"].items()}
+    assert attributes["quarantine_reason"] == "invalid_json"
+    assert "Expecting" in attributes["quarantine_details"]
+    assert attributes["source_queue_arn"] == stack.deployed.queue_arn
+    assert attributes["original_message_id"] == message_id
+    assert attributes["approximate_receive_count"] == "1"
+    assert attributes["tenant"] == "acme"
+    # And it is gone from the source queue, counted and logged with reason, size and hash
+    assert stack.messages_in_queue() == 0
+    assert out.metrics()["InvalidMessages"] == 1
+    assert out.metrics()["MessagesQuarantined"] == 1
+    [parse] = out.steps("message_parse", message_id)
+    assert parse["status"] == "error"
+    assert parse["details"]["reason"] == "invalid_json"
+    assert parse["details"]["body_sha256"] == hashlib.sha256(BROKEN.encode()).hexdigest()
+    [received] = out.steps("message_received", message_id)
+    assert received["details"]["body_bytes"] == len(BROKEN)
+    assert out.steps("message_quarantined", message_id)[0]["status"] == "success"
+
+
+def test_bodies_reach_the_logs_only_when_log_message_body_is_true(
+    stack: Stack, invoke: Invoker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a secret in an invalid and in a valid body
+    stack.send('{"card": "4111-SECRET"', group="g1")
+    stack.send({"message_id": "ok", "card": "4111-SECRET"}, group="g2")
+
+    # When they are handled with the default settings
+    _, out = invoke(stack.receive_event(2))
+
+    # Then no log line carries the body
+    assert "4111-SECRET" not in json.dumps(out.logs)
+
+    # When LOG_MESSAGE_BODY=true in a new container
+    monkeypatch.setenv("LOG_MESSAGE_BODY", "true")
+    bootstrap.reset()
+    stack.send('{"card": "4111-SECRET"', group="g3")
+    _, out = invoke(stack.receive_event(1))
+
+    # Then the received line carries it, for debugging
+    [received] = out.steps("message_received")
+    assert received["details"]["body"] == '{"card": "4111-SECRET"'
+
+
+def test_without_dlq_url_the_dlq_comes_from_the_redrive_policy_read_once(
+    stack: Stack, invoke: Invoker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given DLQ_URL is not set, and the queue's RedrivePolicy names the DLQ
+    monkeypatch.delenv("DLQ_URL")
+    sqs = WireFaults(bootstrap.clients().sqs)
+
+    # When two invalid messages arrive in two invocations
+    for body in ["not json", "[1, 2]"]:
+        stack.send(body, group="g1")
+        response, _ = invoke(stack.receive_event(1))
+        assert failures(response) == []
+
+    # Then both are in the DLQ, and the policy was read once for the container
+    assert sorted(message["Body"] for message in stack.dlq_messages()) == ["[1, 2]", "not json"]
+    assert sqs.sent["GetQueueAttributes"] == 1
+    assert sqs.sent["GetQueueUrl"] == 2  # the queue, then the DLQ: each once
+
+
+def test_with_no_dead_letter_queue_at_all_the_message_stays_for_sqs_redrive(
+    stack: Stack, invoke: Invoker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given DLQ_URL unset and a source queue without a RedrivePolicy
+    monkeypatch.delenv("DLQ_URL")
+    stack.sqs.set_queue_attributes(QueueUrl=stack.deployed.queue_url, Attributes={"RedrivePolicy": ""})
+    stack.send("not json", group="g1")
+    event = stack.receive_event(1)
+
+    # When it is handled
+    response, out = invoke(event)
+
+    # Then it is reported as failed (never dropped) and the log says why
+    assert failures(response) == [event["Records"][0]["messageId"]]
+    [line] = out.steps("message_quarantined")
+    assert line["status"] == "error"
+    assert "no dead-letter queue" in line["details"]["send_error"]
+    assert stack.messages_in_queue() == 1
+
+
+def test_a_failed_forward_fails_the_record_and_holds_back_its_group(stack: Stack, invoke: Invoker) -> None:
+    # Given the DLQ refuses messages, and a valid message behind the invalid one in its group
+    stack.send("not json", group="g1")
+    stack.send({"message_id": "after"}, group="g1")
+    stack.send({"message_id": "other-group"}, group="g2")
+    event = stack.receive_event(3)
+    refuse(bootstrap.clients().sqs, "SendMessage", "KmsAccessDenied")
+
+    # When the batch is handled
+    response, out = invoke(event)
+
+    # Then the invalid one and the one behind it go back to SQS; the other group is stored
+    assert failures(response) == [event["Records"][0]["messageId"], event["Records"][1]["messageId"]]
+    assert list(stack.items()) == ["other-group"]
+    assert out.metrics()["InvalidMessages"] == 1
+    assert out.metrics()["MessagesQuarantined"] == 0
+    assert stack.messages_in_queue() == 2
