@@ -4,11 +4,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements_test.txt | cksum | cut -d' ' -f1)
 
-.PHONY: help venv test lint typecheck unit run clean
+.PHONY: help venv test lint typecheck unit run clean validate build
 
 help:
-	@echo "make run   - run the consumer end to end on an embedded AWS emulator"
-	@echo "make test  - ruff, mypy and pytest with the coverage gate"
+	@echo "make run       - run the consumer end to end on an embedded AWS emulator"
+	@echo "make test      - ruff, mypy, template checks and pytest with the coverage gate"
+	@echo "make validate  - sam validate --lint, cfn-lint after the SAM transform, checkov"
+	@echo "make build     - the deployable zip (build/consumer.zip), built without python3.13 or Docker"
 
 $(STAMP): requirements.txt requirements_test.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +19,7 @@ $(STAMP): requirements.txt requirements_test.txt
 
 venv: $(STAMP)
 
-test: lint typecheck unit
+test: lint typecheck validate unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests local
@@ -34,3 +36,42 @@ run: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .coverage .mypy_cache .ruff_cache .pytest_cache
+
+# Deployment tooling: the SAM CLI and checkov each pin their own boto3, cfn-lint and pydantic,
+# so each lives in its own virtualenv, apart from the test stack.
+SAM_VENV := .venv-sam
+CHECKOV_VENV := .venv-checkov
+SAM_STAMP := $(SAM_VENV)/.installed-$(shell cksum < infra/requirements-sam.txt | cut -d' ' -f1)
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cksum < infra/requirements-checkov.txt | cut -d' ' -f1)
+REQUIREMENTS_SUM := $(shell cksum < requirements.txt | cut -d' ' -f1)
+# These commands need a region and no AWS account; telemetry would try to reach AWS.
+OFFLINE := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
+
+$(SAM_STAMP): infra/requirements-sam.txt
+	@test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r infra/requirements-sam.txt
+	@rm -f $(SAM_VENV)/.installed-* && touch $@
+
+$(CHECKOV_STAMP): infra/requirements-checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r infra/requirements-checkov.txt
+	@rm -f $(CHECKOV_VENV)/.installed-* && touch $@
+
+# cfn-lint runs on the transformed template too: on template.yaml it skips much inside SAM resources.
+validate: $(SAM_STAMP) $(CHECKOV_STAMP)
+	$(OFFLINE) $(SAM_VENV)/bin/sam validate --lint --template template.yaml --region us-east-1
+	@mkdir -p build
+	$(OFFLINE) $(SAM_VENV)/bin/python infra/sam_translate.py template.yaml > build/template.cfn.json
+	$(SAM_VENV)/bin/cfn-lint build/template.cfn.json
+	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download
+
+# SAM's build cache keys on src/ and infra/Makefile only, so a new requirements.txt drops the cache.
+build: $(STAMP) $(SAM_STAMP)
+	@mkdir -p .aws-sam build
+	@test -f .aws-sam/.requirements-$(REQUIREMENTS_SUM) || rm -rf .aws-sam/cache
+	$(OFFLINE) $(SAM_VENV)/bin/sam build --template template.yaml
+	@rm -f .aws-sam/.requirements-* && touch .aws-sam/.requirements-$(REQUIREMENTS_SUM)
+	@rm -f build/consumer.zip
+	cd .aws-sam/build/ConsumerFunction && $(CURDIR)/$(BIN)/python -m zipfile -c $(CURDIR)/build/consumer.zip *
+	@echo "build/consumer.zip: $$(du -k build/consumer.zip | cut -f1) KiB zipped," \
+		"$$(du -sk .aws-sam/build/ConsumerFunction | cut -f1) KiB unzipped (Lambda allows 50 MiB / 250 MiB)"
