@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, DecimalException
 from typing import Any
+
+from boto3.dynamodb.types import DYNAMODB_CONTEXT
 
 from consumer.exceptions import InvalidMessageError
 from consumer.message import Message
@@ -31,6 +33,8 @@ MAX_ADJUSTED_EXPONENT = 125
 def build_item(message: Message, processed_at: datetime, ttl_days: int | None) -> dict[str, Any]:
     """The body's top-level fields unchanged, plus the key, the metadata map and the TTL."""
     _check_reserved_fields(message)
+    if "" in message.fields:
+        raise InvalidMessageError("invalid_attribute_name", "the body has an empty field name")
     item: dict[str, Any] = {name: _checked(value, name, depth=1) for name, value in message.fields.items()}
     item[KEY_ATTRIBUTE] = message.key
     item[METADATA_ATTRIBUTE] = _metadata(message, processed_at)
@@ -104,17 +108,33 @@ def _checked(value: Any, path: str, depth: int) -> Any:
 
 def _checked_number(number: Decimal, path: str) -> Decimal:
     if number.is_zero():
-        return number
-    normal = number.normalize()
-    digits = len(normal.as_tuple().digits)
+        # 0E-200 is zero, but boto3 cannot send its exponent: store the plain zero DynamoDB keeps anyway.
+        return Decimal(0)
+    trimmed = _trimmed(number)
+    digits = len(trimmed.as_tuple().digits)
     if digits > MAX_SIGNIFICANT_DIGITS:
         raise InvalidMessageError(
             "number_out_of_range", f"{path} has {digits} significant digits; DynamoDB keeps {MAX_SIGNIFICANT_DIGITS}"
         )
-    if not MIN_ADJUSTED_EXPONENT <= normal.adjusted() <= MAX_ADJUSTED_EXPONENT:
+    if not MIN_ADJUSTED_EXPONENT <= trimmed.adjusted() <= MAX_ADJUSTED_EXPONENT:
         raise InvalidMessageError("number_out_of_range", f"{path} is outside DynamoDB's range 1E-130 to 1E+126")
+    try:
+        # boto3 refuses what it cannot send exactly (e.g. 38 digits right at the bottom of the range).
+        DYNAMODB_CONTEXT.create_decimal(trimmed)
+    except DecimalException:
+        raise InvalidMessageError("number_out_of_range", f"{path} cannot be sent to DynamoDB exactly") from None
     # Trailing zeros beyond 38 digits would make boto3 refuse an exact value: store it trimmed.
-    return number if len(number.as_tuple().digits) <= MAX_SIGNIFICANT_DIGITS else normal
+    return number if len(number.as_tuple().digits) <= MAX_SIGNIFICANT_DIGITS else trimmed
+
+
+def _trimmed(number: Decimal) -> Decimal:
+    """The same value without trailing zeros, built exactly: no decimal context, so no rounding."""
+    sign, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)  # finite: JSON has no NaN or Infinity, and they are refused earlier
+    kept = len(digits)
+    while kept > 1 and digits[kept - 1] == 0:
+        kept -= 1
+    return Decimal((sign, digits[:kept], exponent + len(digits) - kept))
 
 
 def _name_size(name: str) -> int:
@@ -136,7 +156,7 @@ def _value_size(value: Any) -> int:
 
 
 def _number_size(number: Decimal) -> int:
-    digits = 1 if number.is_zero() else len(number.normalize().as_tuple().digits)
+    digits = 1 if number.is_zero() else len(_trimmed(number).as_tuple().digits)
     return (digits + 1) // 2 + 1 + (1 if number.is_signed() else 0)
 
 
