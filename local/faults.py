@@ -1,0 +1,180 @@
+"""Faults injected at botocore's ``before-send`` boundary of real HTTP clients, seeded.
+
+Nothing here touches the consumer's code: a hook registered on a boto3 client sees each
+request just before it would leave for the wire, and either lets it go, answers it
+with an error (nothing reaches the server), sends it and loses the answer (the server
+applies it, the caller sees a read timeout), sends part of it (a partial
+``DeleteMessageBatch``), or raises so the invocation dies.
+
+``WriteLedger`` sends every ``PutItem`` itself and records the ones the server accepted,
+in order: the soak's "written exactly once" and "per-group order" invariants read it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HTTPHeaders
+from botocore.exceptions import ReadTimeoutError
+from botocore.httpsession import URLLib3Session
+
+ERROR = "error"
+LOST_ANSWER = "lost_answer"
+TIMEOUT = "timeout"
+PARTIAL = "partial"
+DIE = "die"
+
+
+class InvocationDied(RuntimeError):
+    """Raised inside the handler, as if the runtime were killed: the whole batch comes back."""
+
+
+class _Raw:
+    """The raw body of an answer made here, in the shape botocore reads it."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._body
+
+
+def _answer(url: str, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> AWSResponse:
+    all_headers = HTTPHeaders()
+    all_headers["Content-Type"] = "application/x-amz-json-1.0"
+    for name, value in (headers or {}).items():
+        all_headers[name] = value
+    return AWSResponse(url, status, all_headers, _Raw(json.dumps(body).encode()))
+
+
+def _error_answer(url: str, code: str, status: int) -> AWSResponse:
+    fault = "Receiver" if status >= 500 else "Sender"
+    body = {"__type": f"com.amazonaws.injected#{code}", "message": "injected fault"}
+    return _answer(url, status, body, {"x-amzn-query-error": f"{code};{fault}"})
+
+
+@dataclass
+class Rule:
+    """On ``operation``, with probability ``rate`` per call, a burst of ``burst`` calls meets ``kind``."""
+
+    operation: str
+    kind: str
+    rate: float
+    burst: tuple[int, int] = (1, 1)
+    code: str = "InternalServerError"
+    status: int = 500
+    remaining: int = 0
+
+
+@dataclass
+class WriteLedger:
+    """Every PutItem the server accepted (HTTP 200), in the order the server accepted them."""
+
+    order: list[str] = field(default_factory=list)
+    writes: Counter[str] = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, key: str) -> None:
+        with self.lock:
+            self.order.append(key)
+            self.writes[key] += 1
+
+
+class WireFaults:
+    """Seeded faults for the requests of the clients it is installed on."""
+
+    def __init__(self, rules: list[Rule], *, seed: int = 1, ledger: WriteLedger | None = None) -> None:
+        self.rules = rules
+        self.ledger = ledger
+        self.injected: Counter[str] = Counter()
+        self.sent: Counter[str] = Counter()
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+        self._session = URLLib3Session(timeout=30, max_pool_connections=32)
+
+    def install(self, client: Any) -> WireFaults:
+        client.meta.events.register_first("before-send", self._before_send)
+        return self
+
+    def _pick(self, operation: str) -> Rule | None:
+        with self._lock:
+            self.sent[operation] += 1
+            for rule in self.rules:
+                if rule.operation != operation:
+                    continue
+                if rule.remaining <= 0 and self._random.random() < rule.rate:
+                    rule.remaining = self._random.randint(*rule.burst)
+                if rule.remaining > 0:
+                    rule.remaining -= 1
+                    self.injected[f"{operation}:{rule.kind}:{rule.code if rule.kind == ERROR else ''}".rstrip(":")] += 1
+                    return rule
+            return None
+
+    def _before_send(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
+        target = request.headers.get("X-Amz-Target", b"")
+        operation = (target.decode() if isinstance(target, bytes) else str(target)).rsplit(".", 1)[-1]
+        rule = self._pick(operation)
+        if rule is None:
+            return self._send(operation, request) if self._observed(operation) else None
+        if rule.kind == ERROR:
+            return _error_answer(request.url, rule.code, rule.status)
+        if rule.kind == TIMEOUT:
+            raise ReadTimeoutError(endpoint_url=request.url)
+        if rule.kind == LOST_ANSWER:
+            self._send(operation, request)
+            raise ReadTimeoutError(endpoint_url=request.url)
+        if rule.kind == PARTIAL:
+            return self._partial_delete(request)
+        raise InvocationDied(f"injected: the invocation died before {operation}")
+
+    def _observed(self, operation: str) -> bool:
+        return self.ledger is not None and operation == "PutItem"
+
+    def _send(self, operation: str, request: AWSPreparedRequest) -> AWSResponse:
+        response = self._session.send(request)
+        content = response.content
+        if operation == "PutItem" and self.ledger is not None and response.status_code == 200:
+            body = json.loads(_body(request))
+            self.ledger.record(str(body["Item"]["message_id"]["S"]))
+        headers = HTTPHeaders()
+        for name, value in response.headers.items():
+            headers[name] = value
+        return AWSResponse(request.url, response.status_code, headers, _Raw(content))
+
+    def _partial_delete(self, request: AWSPreparedRequest) -> AWSResponse:
+        """Half the entries reach SQS; the others come back as failed entries."""
+        body = json.loads(_body(request))
+        entries = body["Entries"]
+        with self._lock:
+            kept = [entry for entry in entries if self._random.random() < 0.5]
+        withheld = [entry for entry in entries if entry not in kept]
+        successful: list[dict[str, Any]] = []
+        if kept:
+            payload = json.dumps({**body, "Entries": kept}).encode()
+            headers = HTTPHeaders()
+            for name, value in request.headers.items():
+                if name.lower() != "content-length":
+                    headers[name] = value
+            partial = AWSPreparedRequest(request.method, request.url, headers, payload, stream_output=False)
+            partial.headers["Content-Length"] = str(len(payload))
+            answer = json.loads(self._session.send(partial).content or b"{}")
+            successful = answer.get("Successful", [])
+            withheld.extend(entry for entry in kept if entry["Id"] in {f["Id"] for f in answer.get("Failed", [])})
+        failed = [
+            {"Id": entry["Id"], "SenderFault": False, "Code": "InternalError", "Message": "injected partial failure"}
+            for entry in withheld
+        ]
+        return _answer(request.url, 200, {"Successful": successful, "Failed": failed})
+
+
+def _body(request: AWSPreparedRequest) -> bytes:
+    body = request.body
+    if isinstance(body, str):
+        return body.encode()
+    return bytes(body) if isinstance(body, bytes | bytearray) else b"{}"

@@ -1,0 +1,124 @@
+"""`make run` end to end: moto's server over real HTTP, the producer, the poller, the report."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import boto3
+import pytest
+
+from consumer import bootstrap
+from local.cli import environment, main, parser, run_local
+from local.emulator import running_emulator
+from local.faults import ERROR, Rule, WireFaults
+from local.poller import Poller
+from local.template_resources import deploy_local
+
+
+def test_make_run_accounts_for_every_message_and_reports_it() -> None:
+    # Given a small workload: 40 orders over 4 groups, 4 duplicates and 5 invalid bodies
+    stdout, stderr = io.StringIO(), io.StringIO()
+
+    # When the `make run` entry point runs it on the embedded emulator
+    code = main(
+        ["run", "--messages", "40", "--groups", "4", "--duplicates", "4", "--invalid", "5", "--json"],
+        stdout=stdout,
+        stderr=stderr,
+    )
+
+    # Then every message is accounted for and the report says where each went
+    report = json.loads(stdout.getvalue())
+    assert code == 0
+    assert report["sent"] == 49
+    assert report["saved"] == report["table_items"] == 40
+    assert report["duplicates"] == 4
+    assert report["quarantined"] == report["invalid"] == 5
+    assert sum(report["dlq_by_reason"].values()) == 5
+    assert set(report["dlq_by_reason"]) == {"invalid_json", "not_an_object", "invalid_key", "reserved_attribute"}
+    assert report["queue_left"] == report["unaccounted"] == 0
+    # And the metric totals come from the handler's EMF output
+    assert report["metrics"]["MessagesSaved"] == 40
+    assert report["metrics"]["MessagesDeleted"] == 49
+    # And progress went to stderr, with the endpoint on loopback
+    assert "http://127.0.0.1:" in stderr.getvalue()
+
+
+def test_the_cli_describes_its_options() -> None:
+    # Given the CLI; When asked for the run command's help; Then every option of the issue is there
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout), pytest.raises(SystemExit):
+        parser().parse_args(["run", "--help"])
+    text = stdout.getvalue()
+    for option in ("--messages", "--groups", "--duplicates", "--invalid", "--events", "--json", "--keep-running"):
+        assert option in text
+    for option in ("--endpoint-url", "--queue-url", "--table"):
+        assert option in text
+
+
+def test_failed_messages_come_back_and_end_where_they_must() -> None:
+    # Given DynamoDB refuses the first 6 writes (two records, past boto3's 3 attempts)
+    # and the DLQ refuses the first 3 sends (one invalid record, past its retries)
+    puts = Rule("PutItem", ERROR, 0.0, code="ThrottlingException", status=400, remaining=6)
+    sends = Rule("SendMessage", ERROR, 0.0, code="InternalError", status=500, remaining=3)
+    injected: list[WireFaults] = []
+
+    def install(_: Poller) -> None:
+        clients = bootstrap.clients()
+        injected.append(WireFaults([puts]).install(clients.dynamodb))
+        injected.append(WireFaults([sends]).install(clients.sqs))
+
+    options = parser().parse_args(["run", "--messages", "20", "--groups", "2", "--duplicates", "0", "--invalid", "2"])
+    options.visibility_timeout = 1
+
+    # When the pipeline runs
+    run = run_local(options, err=io.StringIO(), install_faults=install)
+
+    # Then the failures were reported to the poller and the messages were delivered again
+    report = run.report
+    assert sum(w.injected.total() for w in injected) == 9
+    assert report.batch_item_failures >= 3
+    assert report.redeliveries >= 3
+    assert report.metrics["DynamoDBSaveError"] >= 2
+    # And they ended where they must: every order in the table, each invalid body in the DLQ with its reason
+    assert report.saved == 20
+    assert sorted(m.reason for m in run.dlq) == sorted(m.expected_reason or "" for m in run.sent if m.kind == "invalid")
+    assert {m.body for m in run.dlq} == {m.body for m in run.sent if m.kind == "invalid"}
+    assert report.unaccounted == report.queue_left == 0
+
+
+def test_send_command_enqueues_producer_contract_messages() -> None:
+    # Given an emulator with the template's queue
+    with running_emulator() as endpoint, environment({"AWS_ENDPOINT_URL": endpoint}):
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        deployed = deploy_local(sqs, boto3.client("dynamodb", region_name="us-east-1"), stack_name="send")
+        out = io.StringIO()
+
+        # When `send` enqueues 12 messages over 3 groups
+        code = main(
+            [
+                "send",
+                "--endpoint-url",
+                endpoint,
+                "--queue-url",
+                deployed.queue_url,
+                "--messages",
+                "12",
+                "--groups",
+                "3",
+                "--duplicates",
+                "0",
+                "--invalid",
+                "0",
+            ],
+            stdout=out,
+        )
+
+        # Then they are in the queue, each following the message contract
+        assert code == 0
+        assert json.loads(out.getvalue())["sent"] == 12
+        received = sqs.receive_message(QueueUrl=deployed.queue_url, MaxNumberOfMessages=10)["Messages"]
+        body = json.loads(received[0]["Body"])
+        assert set(body) == {"message_id", "timestamp", "source", "type", "dlq_retry", "payload"}
+        assert "transaction" in body["payload"]
