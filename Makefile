@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements_test.txt | cksum | cut -d' ' -f1)
 
-.PHONY: help venv test lint typecheck unit run clean validate build
+.PHONY: help venv test lint typecheck unit run clean validate build bench
 
 help:
 	@echo "make run       - run the consumer end to end on an embedded AWS emulator"
@@ -22,17 +22,26 @@ venv: $(STAMP)
 test: lint typecheck validate unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests local
-	$(BIN)/ruff format --check src tests local
+	$(BIN)/ruff check src tests local bench infra
+	$(BIN)/ruff format --check src tests local bench infra
 
 typecheck: $(STAMP)
-	$(BIN)/mypy src tests local
+	$(BIN)/mypy src tests local bench
 
 unit: $(STAMP)
 	$(BIN)/pytest --cov --cov-report=term-missing
 
 run: $(STAMP)
-	$(BIN)/python -m local.run_samples
+	PYTHONPATH=src:. $(BIN)/python -m local run $(ARGS)
+
+# 20,000+ messages through the poller and the handler with faults injected; prints the invariants.
+.PHONY: soak
+soak: $(STAMP)
+	PYTHONPATH=src:. $(BIN)/python -W ignore::UserWarning -m local.soak $(ARGS)
+
+# A benchmark, not a test: the consumer against a sequential reference design (docs/bench.md).
+bench: $(STAMP)
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .coverage .mypy_cache .ruff_cache .pytest_cache
