@@ -214,3 +214,40 @@ def failures(response: Mapping[str, Any]) -> list[str]:
 def load_event(name: str) -> dict[str, Any]:
     event: dict[str, Any] = json.loads((EVENTS_DIR / name).read_text(encoding="utf-8"))
     return event
+
+
+def assert_quarantined(
+    stack: Stack, event: dict[str, Any], response: dict[str, Any], out: Output, body: str, reason: str
+) -> dict[str, Any]:
+    """Then the record is in the DLQ byte-identical with the reason, and nowhere else; returns the DLQ copy."""
+    record = event["Records"][0]
+    assert failures(response) == []
+    dlq = stack.dlq_messages()
+    assert len(dlq) == 1
+    assert dlq[0]["Body"] == body
+    attributes = {name: value["StringValue"] for name, value in dlq[0]["MessageAttributes"].items()}
+    assert attributes["quarantine_reason"] == reason
+    assert attributes["quarantine_details"].strip() not in ("", "-")
+    assert attributes["source_queue_arn"] == record["eventSourceARN"]
+    assert attributes["original_message_id"] == record["messageId"]
+    assert attributes["approximate_receive_count"] == record["attributes"]["ApproximateReceiveCount"]
+    assert dlq[0]["MessageAttributes"]["approximate_receive_count"]["DataType"] == "Number"
+    assert stack.items() == {}
+    assert out.metrics()["InvalidMessages"] == 1
+    assert out.metrics()["MessagesQuarantined"] == 1
+    assert out.metrics()["MessagesSaved"] == 0
+    assert out.metrics()["MessagesDeleted"] == 1
+    parsed = out.steps("message_parse", record["messageId"])
+    assert [(line["status"], line["details"]["reason"]) for line in parsed] == [("error", reason)]
+    quarantined = out.steps("message_quarantined", record["messageId"])
+    assert [line["status"] for line in quarantined] == ["success"]
+    copy: dict[str, Any] = dlq[0]
+    return copy
+
+
+def handle_one(stack: Stack, invoke: Invoker, body: str) -> tuple[dict[str, Any], dict[str, Any], Output]:
+    """When one message with this body is sent and handled: (event, response, output)."""
+    stack.send(body, group="g1")
+    event = stack.receive_event(1)
+    response, out = invoke(event)
+    return event, response, out

@@ -23,33 +23,7 @@ from consumer import bootstrap
 from consumer.dynamodb_item import MAX_ITEM_BYTES, build_item, item_size
 from consumer.message import parse_message
 from consumer.sqs_event import SqsRecord, parse_event
-from tests.conftest import Invoker, Output, Stack, failures
-
-
-def _assert_quarantined(
-    stack: Stack, event: dict[str, Any], response: dict[str, Any], out: Output, body: str, reason: str
-) -> None:
-    """Then the record is in the DLQ byte-identical with the reason, not stored and not retried."""
-    record = event["Records"][0]
-    assert failures(response) == []
-    dlq = stack.dlq_messages()
-    assert len(dlq) == 1
-    assert dlq[0]["Body"] == body
-    attributes = {name: value["StringValue"] for name, value in dlq[0]["MessageAttributes"].items()}
-    assert attributes["quarantine_reason"] == reason
-    assert attributes["original_message_id"] == record["messageId"]
-    assert attributes["source_queue_arn"] == record["eventSourceARN"]
-    assert stack.items() == {}
-    assert out.metrics()["InvalidMessages"] == 1
-    assert out.metrics()["MessagesQuarantined"] == 1
-    assert stack.messages_in_queue() == 0
-
-
-def _handle_one(stack: Stack, invoke: Invoker, body: str) -> tuple[dict[str, Any], dict[str, Any], Output]:
-    stack.send(body, group="g1")
-    event = stack.receive_event(1)
-    response, out = invoke(event)
-    return event, response, out
+from tests.conftest import Invoker, Stack, assert_quarantined, failures, handle_one
 
 
 def _nested_maps(levels: int) -> Any:
@@ -239,7 +213,7 @@ def test_an_item_one_byte_over_400_kib_goes_to_the_dlq(stack: Stack, invoke: Inv
     response, out = invoke(event)
 
     # Then it is quarantined as item_too_large, its body unchanged
-    _assert_quarantined(stack, event, response, out, body, "item_too_large")
+    assert_quarantined(stack, event, response, out, body, "item_too_large")
     details = out.steps("message_parse", event["Records"][0]["messageId"])[0]["details"]
     assert "409601" in details["error"]
 
@@ -249,10 +223,10 @@ def test_a_body_far_over_the_item_limit_goes_to_the_dlq(stack: Stack, invoke: In
     body = _padded("huge-1", 600_000)
 
     # When it is handled
-    event, response, out = _handle_one(stack, invoke, body)
+    event, response, out = handle_one(stack, invoke, body)
 
     # Then it is quarantined, not retried
-    _assert_quarantined(stack, event, response, out, body, "item_too_large")
+    assert_quarantined(stack, event, response, out, body, "item_too_large")
 
 
 # ---- Nesting depth ----
@@ -270,7 +244,7 @@ def test_an_attribute_nested_32_levels_deep_is_stored(stack: Stack, invoke: Invo
     body = json.dumps({"message_id": "deep-32", "v": value})
 
     # When it is handled
-    _, response, _ = _handle_one(stack, invoke, body)
+    _, response, _ = handle_one(stack, invoke, body)
 
     # Then it is stored and reads back the same
     assert failures(response) == []
@@ -290,10 +264,10 @@ def test_an_attribute_nested_33_levels_deep_goes_to_the_dlq(stack: Stack, invoke
     body = json.dumps({"message_id": "deep-33", "v": value})
 
     # When it is handled
-    event, response, out = _handle_one(stack, invoke, body)
+    event, response, out = handle_one(stack, invoke, body)
 
     # Then it is quarantined as too_deep
-    _assert_quarantined(stack, event, response, out, body, "too_deep")
+    assert_quarantined(stack, event, response, out, body, "too_deep")
 
 
 # ---- Numbers: 38 significant digits, 1E-130 <= |n| < 1E+126 ----
@@ -317,7 +291,7 @@ def test_a_number_within_dynamodb_range_is_stored_exactly(stack: Stack, invoke: 
     body = f'{{"message_id": "num", "n": {number}}}'
 
     # When it is handled
-    _, response, _ = _handle_one(stack, invoke, body)
+    _, response, _ = handle_one(stack, invoke, body)
 
     # Then it reads back equal to what was written
     assert failures(response) == []
@@ -342,7 +316,7 @@ def test_trailing_zeros_beyond_38_digits_are_not_significant_and_are_stored(
     body = f'{{"message_id": "zeros", "n": {number}, "in_list": [{number}]}}'
 
     # When it is handled
-    _, response, _ = _handle_one(stack, invoke, body)
+    _, response, _ = handle_one(stack, invoke, body)
 
     # Then it is stored and reads back equal
     assert failures(response) == []
@@ -371,10 +345,10 @@ def test_a_number_dynamodb_cannot_hold_goes_to_the_dlq(stack: Stack, invoke: Inv
     body = f'{{"message_id": "num", "payload": {{"lines": [{{"n": {number}}}]}}}}'
 
     # When it is handled
-    event, response, out = _handle_one(stack, invoke, body)
+    event, response, out = handle_one(stack, invoke, body)
 
     # Then it is quarantined as number_out_of_range, unchanged
-    _assert_quarantined(stack, event, response, out, body, "number_out_of_range")
+    assert_quarantined(stack, event, response, out, body, "number_out_of_range")
 
 
 @pytest.mark.parametrize("number", [pytest.param("0E-200", id="0E-200"), pytest.param("0e+200", id="0e+200")])
@@ -383,7 +357,7 @@ def test_a_zero_written_with_a_large_exponent_is_stored_as_zero(stack: Stack, in
     body = f'{{"message_id": "zero", "n": {number}}}'
 
     # When it is handled
-    _, response, _ = _handle_one(stack, invoke, body)
+    _, response, _ = handle_one(stack, invoke, body)
 
     # Then it is stored as zero, like "0" or "0.000"
     assert failures(response) == []
@@ -396,7 +370,7 @@ def test_a_38_digit_number_near_the_smallest_is_never_retried_forever(stack: Sta
     body = f'{{"message_id": "tiny", "n": {number}}}'
 
     # When it is handled
-    _, response, _ = _handle_one(stack, invoke, body)
+    _, response, _ = handle_one(stack, invoke, body)
 
     # Then it is settled now, not failed on every delivery: boto3 cannot send it exactly, so it is quarantined
     assert failures(response) == []
@@ -422,10 +396,10 @@ def test_a_38_digit_number_near_the_smallest_is_never_retried_forever(stack: Sta
 def test_an_empty_field_name_goes_to_the_dlq(stack: Stack, invoke: Invoker, body: str) -> None:
     # Given a body with an empty field name nested inside it
     # When it is handled
-    event, response, out = _handle_one(stack, invoke, body)
+    event, response, out = handle_one(stack, invoke, body)
 
     # Then it is quarantined as invalid_attribute_name
-    _assert_quarantined(stack, event, response, out, body, "invalid_attribute_name")
+    assert_quarantined(stack, event, response, out, body, "invalid_attribute_name")
 
 
 @pytest.mark.parametrize(
@@ -438,10 +412,10 @@ def test_an_empty_field_name_goes_to_the_dlq(stack: Stack, invoke: Invoker, body
 def test_a_body_field_the_consumer_reserves_goes_to_the_dlq(stack: Stack, invoke: Invoker, body: str) -> None:
     # Given a body with a field the consumer writes itself
     # When it is handled
-    event, response, out = _handle_one(stack, invoke, body)
+    event, response, out = handle_one(stack, invoke, body)
 
     # Then it is quarantined as reserved_attribute instead of being overwritten
-    _assert_quarantined(stack, event, response, out, body, "reserved_attribute")
+    assert_quarantined(stack, event, response, out, body, "reserved_attribute")
 
 
 def test_a_lone_surrogate_in_a_value_goes_to_the_dlq(stack: Stack, invoke: Invoker) -> None:
@@ -449,7 +423,7 @@ def test_a_lone_surrogate_in_a_value_goes_to_the_dlq(stack: Stack, invoke: Invok
     body = '{"message_id": "u", "note": "\\udc00"}'
 
     # When it is handled
-    event, response, out = _handle_one(stack, invoke, body)
+    event, response, out = handle_one(stack, invoke, body)
 
     # Then it is quarantined (DynamoDB strings are UTF-8)
-    _assert_quarantined(stack, event, response, out, body, "invalid_unicode")
+    assert_quarantined(stack, event, response, out, body, "invalid_unicode")

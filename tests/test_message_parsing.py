@@ -9,43 +9,7 @@ from typing import Any
 import pytest
 
 from local.lambda_runtime import sqs_event
-from tests.conftest import REGION, Invoker, Output, Stack, failures
-
-
-def _assert_quarantined(
-    stack: Stack, event: dict[str, Any], response: dict[str, Any], out: Output, body: str, reason: str
-) -> dict[str, Any]:
-    """Then the record is in the DLQ byte-identical with the reason, and nowhere else; returns the DLQ copy."""
-    record = event["Records"][0]
-    assert failures(response) == []
-    dlq = stack.dlq_messages()
-    assert len(dlq) == 1
-    assert dlq[0]["Body"] == body
-    attributes = {name: value["StringValue"] for name, value in dlq[0]["MessageAttributes"].items()}
-    assert attributes["quarantine_reason"] == reason
-    assert attributes["quarantine_details"].strip() not in ("", "-")
-    assert attributes["source_queue_arn"] == record["eventSourceARN"]
-    assert attributes["original_message_id"] == record["messageId"]
-    assert attributes["approximate_receive_count"] == record["attributes"]["ApproximateReceiveCount"]
-    assert dlq[0]["MessageAttributes"]["approximate_receive_count"]["DataType"] == "Number"
-    assert stack.items() == {}
-    assert out.metrics()["InvalidMessages"] == 1
-    assert out.metrics()["MessagesQuarantined"] == 1
-    assert out.metrics()["MessagesSaved"] == 0
-    assert out.metrics()["MessagesDeleted"] == 1
-    parsed = out.steps("message_parse", record["messageId"])
-    assert [(line["status"], line["details"]["reason"]) for line in parsed] == [("error", reason)]
-    quarantined = out.steps("message_quarantined", record["messageId"])
-    assert [line["status"] for line in quarantined] == ["success"]
-    copy: dict[str, Any] = dlq[0]
-    return copy
-
-
-def _handle_one(stack: Stack, invoke: Invoker, body: str) -> tuple[dict[str, Any], dict[str, Any], Output]:
-    stack.send(body, group="g1")
-    event = stack.receive_event(1)
-    response, out = invoke(event)
-    return event, response, out
+from tests.conftest import REGION, Invoker, Output, Stack, assert_quarantined, failures, handle_one
 
 
 def _standard_queue(stack: Stack, name: str) -> tuple[str, str]:
@@ -78,7 +42,7 @@ def test_numbers_are_stored_as_the_exact_decimals_that_were_written(stack: Stack
     )
 
     # When the consumer handles it
-    _, response, _ = _handle_one(stack, invoke, body)
+    _, response, _ = handle_one(stack, invoke, body)
 
     # Then each attribute equals the decimal literal, not its float approximation
     assert failures(response) == []
@@ -116,10 +80,10 @@ def test_a_body_that_is_not_one_json_object_goes_to_the_dlq_unchanged(
 ) -> None:
     # Given a message whose body can never be parsed into an item
     # When the consumer handles it
-    event, response, out = _handle_one(stack, invoke, body)
+    event, response, out = handle_one(stack, invoke, body)
 
     # Then it is quarantined with the reason, byte-identical, deleted and not retried
-    _assert_quarantined(stack, event, response, out, body, reason)
+    assert_quarantined(stack, event, response, out, body, reason)
     assert stack.messages_in_queue() == 0
 
 
@@ -155,7 +119,7 @@ def test_an_invalid_body_keeps_its_own_message_attributes_in_the_dlq(stack: Stac
     response, out = invoke(event)
 
     # Then the DLQ copy carries the producer's attribute next to the quarantine ones
-    copy = _assert_quarantined(stack, event, response, out, body, "invalid_json")
+    copy = assert_quarantined(stack, event, response, out, body, "invalid_json")
     assert copy["MessageAttributes"]["tenant"] == {"DataType": "String", "StringValue": "acme"}
     assert stack.messages_in_queue() == 0
 
@@ -165,10 +129,10 @@ def test_a_body_with_non_ascii_text_reaches_the_dlq_byte_identical(stack: Stack,
     body = '  {"message_id": "zoë-🚀",\n\t"note": "naïve"  '
 
     # When it is handled
-    event, response, out = _handle_one(stack, invoke, body)
+    event, response, out = handle_one(stack, invoke, body)
 
     # Then the DLQ body is the same string, whitespace and all
-    _assert_quarantined(stack, event, response, out, body, "invalid_json")
+    assert_quarantined(stack, event, response, out, body, "invalid_json")
 
 
 # ---- Key: where the idempotency key comes from ----
@@ -186,7 +150,7 @@ def test_a_key_of_exactly_1024_utf8_bytes_is_accepted(stack: Stack, invoke: Invo
     assert len(key.encode("utf-8")) == 1024
 
     # When the message is handled
-    _, response, _ = _handle_one(stack, invoke, json.dumps({"message_id": key, "n": 1}))
+    _, response, _ = handle_one(stack, invoke, json.dumps({"message_id": key, "n": 1}))
 
     # Then it is stored under that exact key
     assert failures(response) == []
@@ -199,7 +163,7 @@ def test_a_surrogate_pair_escape_is_one_character_and_a_valid_key(stack: Stack, 
     body = '{"message_id": "launch-\\ud83d\\ude80"}'
 
     # When it is handled
-    _, response, _ = _handle_one(stack, invoke, body)
+    _, response, _ = handle_one(stack, invoke, body)
 
     # Then the key is the decoded character
     assert failures(response) == []
@@ -224,10 +188,10 @@ INVALID_KEYS = [
 def test_a_key_that_is_not_a_usable_string_or_integer_goes_to_the_dlq(stack: Stack, invoke: Invoker, body: str) -> None:
     # Given a message whose key is of the wrong type, empty, too long or not valid Unicode
     # When the consumer handles it
-    event, response, out = _handle_one(stack, invoke, body)
+    event, response, out = handle_one(stack, invoke, body)
 
     # Then it is quarantined as invalid_key, unchanged, and not retried
-    _assert_quarantined(stack, event, response, out, body, "invalid_key")
+    assert_quarantined(stack, event, response, out, body, "invalid_key")
     assert stack.messages_in_queue() == 0
 
 
@@ -324,7 +288,7 @@ def test_an_invalid_message_from_a_standard_queue_is_quarantined_and_deleted_the
     response, out = invoke(event)
 
     # Then it is in the DLQ with the standard queue as its source, and gone from that queue
-    _assert_quarantined(stack, event, response, out, body, "invalid_json")
+    assert_quarantined(stack, event, response, out, body, "invalid_json")
     assert _queue_depth(stack, url) == 0
 
 
@@ -362,10 +326,10 @@ def test_a_body_message_id_that_differs_from_a_nested_key_is_reserved(
     body = '{"message_id": "other", "payload": {"transaction": {"id": "tx-9"}}}'
 
     # When it is handled
-    event, response, out = _handle_one(stack, invoke, body)
+    event, response, out = handle_one(stack, invoke, body)
 
     # Then storing it would overwrite the body's field with the key: it is quarantined instead
-    _assert_quarantined(stack, event, response, out, body, "reserved_attribute")
+    assert_quarantined(stack, event, response, out, body, "reserved_attribute")
 
 
 def test_a_nested_key_of_the_wrong_kind_is_invalid(
@@ -376,7 +340,7 @@ def test_a_nested_key_of_the_wrong_kind_is_invalid(
     body = '{"payload": {"transaction": {"id": 1.5}}}'
 
     # When it is handled
-    event, response, out = _handle_one(stack, invoke, body)
+    event, response, out = handle_one(stack, invoke, body)
 
     # Then it is quarantined as invalid_key
-    _assert_quarantined(stack, event, response, out, body, "invalid_key")
+    assert_quarantined(stack, event, response, out, body, "invalid_key")
