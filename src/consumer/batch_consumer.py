@@ -108,12 +108,12 @@ class BatchConsumer:
         except InvalidEventError as error:
             log_step("event", "event_parse", ERROR, {"error": str(error), "hint": "nothing was processed or deleted"})
             raise
-        prepared = [self._prepare(record) for record in records]
-        units = _ordering_units(prepared)
+        units = _ordering_units(records)
         workers = max(1, min(self._config.max_concurrency, len(units)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="group") as pool:
+            # Each unit parses its own records: one group's write is on the wire while others still parse.
             by_unit = list(pool.map(lambda unit: self._run_unit(unit, context), units))
-            order = {id(item.record): index for index, item in enumerate(prepared)}
+            order = {id(record): index for index, record in enumerate(records)}
             results = sorted((result for unit in by_unit for result in unit), key=lambda r: order[id(r.record)])
             deletes = self._delete_handled([result for result in results if result.handled], pool)
         failures = [{"itemIdentifier": result.record.message_id} for result in results if not result.handled]
@@ -149,18 +149,28 @@ class BatchConsumer:
         )
         return Prepared(record, message.key, digest, item=item)
 
-    def _run_unit(self, unit: Sequence[Prepared], context: LambdaContextLike) -> list[RecordResult]:
+    def _run_unit(self, unit: Sequence[SqsRecord], context: LambdaContextLike) -> list[RecordResult]:
         results: list[RecordResult] = []
-        for position, prepared in enumerate(unit):
+        for position, record in enumerate(unit):
             remaining = context.get_remaining_time_in_millis()
             if remaining < SAFETY_MARGIN_MS:
                 reason = f"{remaining} ms left, below the {SAFETY_MARGIN_MS} ms safety margin"
-                return results + _held_back(unit[position:], reason)
-            result = self._handle(prepared)
+                return results + self._held_back(unit[position:], reason)
+            result = self._handle(self._prepare(record))
             results.append(result)
             if not result.handled:
-                reason = f"an earlier record of its message group ({prepared.record.message_id}) failed"
-                return results + _held_back(unit[position + 1 :], reason)
+                reason = f"an earlier record of its message group ({record.message_id}) failed"
+                return results + self._held_back(unit[position + 1 :], reason)
+        return results
+
+    def _held_back(self, records: Sequence[SqsRecord], reason: str) -> list[RecordResult]:
+        """Not attempted; still parsed, so that its log lines carry the key like every other record's."""
+        results: list[RecordResult] = []
+        for record in records:
+            prepared = self._prepare(record)
+            details = {"sqs_message_id": record.message_id, "reason": reason}
+            log_step(prepared.trace_id, "message_skipped", WARNING, details)
+            results.append(RecordResult(record, prepared.trace_id, Outcome.NOT_ATTEMPTED))
         return results
 
     def _handle(self, prepared: Prepared) -> RecordResult:
@@ -270,22 +280,11 @@ def _log_unexpected(trace_id: str, action: str) -> None:
     telemetry.logger.exception(f"{action}: {ERROR}", extra=extra)
 
 
-def _ordering_units(prepared: Iterable[Prepared]) -> list[list[Prepared]]:
-    units: dict[str, list[Prepared]] = {}
-    for item in prepared:
-        units.setdefault(item.record.ordering_key, []).append(item)
+def _ordering_units(records: Iterable[SqsRecord]) -> list[list[SqsRecord]]:
+    units: dict[str, list[SqsRecord]] = {}
+    for record in records:
+        units.setdefault(record.ordering_key, []).append(record)
     return list(units.values())
-
-
-def _held_back(unit: Sequence[Prepared], reason: str) -> list[RecordResult]:
-    for prepared in unit:
-        log_step(
-            prepared.trace_id,
-            "message_skipped",
-            WARNING,
-            {"sqs_message_id": prepared.record.message_id, "reason": reason},
-        )
-    return [RecordResult(prepared.record, prepared.trace_id, Outcome.NOT_ATTEMPTED) for prepared in unit]
 
 
 def _add_metrics(results: Sequence[RecordResult], deletes: DeleteSummary, failures: int) -> None:
