@@ -10,7 +10,7 @@ import pytest
 
 import handler
 from consumer import bootstrap
-from consumer.aws_clients import MAX_ATTEMPTS, SAFETY_MARGIN_MS
+from consumer.aws_clients import DELETE_BUDGET_MS, MAX_ATTEMPTS, SAFETY_MARGIN_MS
 from local.lambda_runtime import sqs_event
 from tests.conftest import Invoker, Stack, failures, parse_stdout
 from tests.faults import WireFaults, refuse
@@ -269,7 +269,7 @@ def test_a_record_is_not_started_when_too_little_time_is_left(stack: Stack, caps
     dynamodb = WireFaults(bootstrap.clients().dynamodb)
 
     # When the handler runs with the clock running out after the first record
-    response = handler.lambda_handler(event, _ScriptedContext(60_000, SAFETY_MARGIN_MS - 1))
+    response = handler.lambda_handler(event, _ScriptedContext(60_000, SAFETY_MARGIN_MS - 1, 60_000))
     out = parse_stdout(capsys.readouterr().out)
 
     # Then the first is stored; the rest are reported without a write attempt
@@ -288,3 +288,25 @@ def _redeliver(stack: Stack, event: dict[str, Any], message_ids: list[str]) -> d
                 QueueUrl=stack.deployed.queue_url, ReceiptHandle=record["receiptHandle"], VisibilityTimeout=0
             )
     return stack.receive_event(len(message_ids))
+
+
+def test_near_the_deadline_the_consumer_leaves_deletes_to_lambda(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a message stored in time, and less time left afterwards than a delete may take
+    stack.send({"message_id": "late"}, group="g1")
+    event = stack.receive_event(1)
+    sqs = WireFaults(bootstrap.clients().sqs)
+
+    # When the handler runs
+    response = handler.lambda_handler(event, _ScriptedContext(60_000, DELETE_BUDGET_MS - 1))
+    out = parse_stdout(capsys.readouterr().out)
+
+    # Then the record succeeds (Lambda deletes it), and the consumer sends no delete that could outlive the invocation
+    assert failures(response) == []
+    assert "late" in stack.items()
+    assert sqs.sent["DeleteMessageBatch"] == 0
+    [line] = out.steps("sqs_delete_message", "late")
+    assert line["status"] == "warning"
+    assert "Lambda deletes it" in line["details"]["skipped"]
+    assert out.metrics()["MessagesDeleted"] == 0

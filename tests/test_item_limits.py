@@ -307,6 +307,7 @@ def test_a_number_within_dynamodb_range_is_stored_exactly(stack: Stack, invoke: 
             "-1.2345678901234567890123456789012345678" + "0" * 7,
             id="negative-fraction-trailing-zeros",
         ),
+        pytest.param("1." + "0" * 37 + "E-130", id="trailing-zeros-at-the-bottom-of-the-range"),
     ],
 )
 def test_trailing_zeros_beyond_38_digits_are_not_significant_and_are_stored(
@@ -399,6 +400,17 @@ def test_an_empty_field_name_goes_to_the_dlq(stack: Stack, invoke: Invoker, body
     event, response, out = handle_one(stack, invoke, body)
 
     # Then it is quarantined as invalid_attribute_name
+    assert_quarantined(stack, event, response, out, body, "invalid_attribute_name")
+
+
+def test_a_field_name_over_64_kb_goes_to_the_dlq(stack: Stack, invoke: Invoker) -> None:
+    # Given a nested field name one byte over DynamoDB's 65,535-byte limit for attribute names
+    body = '{"message_id": "long-name", "x": {"' + "n" * 65536 + '": 1}}'
+
+    # When it is handled
+    event, response, out = handle_one(stack, invoke, body)
+
+    # Then it is quarantined, not failed on every delivery by a ValidationException
     assert_quarantined(stack, event, response, out, body, "invalid_attribute_name")
 
 

@@ -130,3 +130,41 @@ def test_a_failed_forward_fails_the_record_and_holds_back_its_group(stack: Stack
     assert out.metrics()["InvalidMessages"] == 1
     assert out.metrics()["MessagesQuarantined"] == 0
     assert stack.messages_in_queue() == 2
+
+
+def test_a_forward_sqs_refuses_is_sent_again_with_the_reason_only(stack: Stack, invoke: Invoker) -> None:
+    # Given a DLQ that refuses the first send (as SQS does when attributes push a message over its size)
+    message_id = stack.send(BROKEN, group="g1", attributes={"tenant": {"DataType": "String", "StringValue": "x"}})
+    event = stack.receive_event(1)
+    sqs = WireFaults(bootstrap.clients().sqs).error("SendMessage", "InvalidParameterValue", times=1)
+
+    # When it is handled
+    response, out = invoke(event)
+
+    # Then the message is in the DLQ unchanged, with its reason, and the log says what was left out
+    assert failures(response) == []
+    assert sqs.sent["SendMessage"] == 2
+    [quarantined] = stack.dlq_messages()
+    assert quarantined["Body"] == BROKEN
+    assert set(quarantined["MessageAttributes"]) == {"quarantine_reason", "original_message_id"}
+    [line] = out.steps("message_quarantined", message_id)
+    assert line["details"]["attributes_not_carried"] == ["tenant"]
+    assert "reason only" in line["details"]["sent_with"]
+    assert stack.messages_in_queue() == 0
+
+
+def test_details_quoting_a_control_character_are_escaped_for_sqs(stack: Stack, invoke: Invoker) -> None:
+    # Given a body whose offending field name holds a control character (legal in JSON, not in SQS text)
+    body = '{"message_id": "ctl", "a\\u0001b": 1E+200}'
+    stack.send(body, group="g1")
+
+    # When it is quarantined
+    response, _ = invoke(stack.receive_event(1))
+
+    # Then the details name the field with the character escaped, and the body is unchanged
+    assert failures(response) == []
+    [quarantined] = stack.dlq_messages()
+    assert quarantined["Body"] == body
+    details = quarantined["MessageAttributes"]["quarantine_details"]["StringValue"]
+    assert "a\\u0001b" in details
+    assert "\x01" not in details

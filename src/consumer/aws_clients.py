@@ -14,6 +14,9 @@ WORST_CALL_SECONDS = MAX_ATTEMPTS * (CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECO
 # A record is started only if its slowest possible write, and one delete attempt after it,
 # still end before Lambda's deadline.
 SAFETY_MARGIN_MS = int(1000 * (WORST_CALL_SECONDS + CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS))
+# The consumer's own deletes (a queue URL lookup, then the batches at once) are skipped below this:
+# handled records are not reported as failures, so Lambda deletes them after the invocation anyway.
+DELETE_BUDGET_MS = int(1000 * 2 * WORST_CALL_SECONDS)
 
 
 def client_config(max_concurrency: int) -> BotocoreConfig:

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from aws_lambda_powertools.metrics import MetricUnit
 
 from consumer import telemetry
-from consumer.aws_clients import SAFETY_MARGIN_MS
+from consumer.aws_clients import DELETE_BUDGET_MS, SAFETY_MARGIN_MS
 from consumer.config import Config
 from consumer.dynamodb_item import build_item
 from consumer.exceptions import (
@@ -115,7 +115,7 @@ class BatchConsumer:
             by_unit = list(pool.map(lambda unit: self._run_unit(unit, context), units))
             order = {id(record): index for index, record in enumerate(records)}
             results = sorted((result for unit in by_unit for result in unit), key=lambda r: order[id(r.record)])
-            deletes = self._delete_handled([result for result in results if result.handled], pool)
+            deletes = self._delete_handled([result for result in results if result.handled], pool, context)
         failures = [{"itemIdentifier": result.record.message_id} for result in results if not result.handled]
         _add_metrics(results, deletes, len(failures))
         return {"batchItemFailures": failures}
@@ -230,10 +230,21 @@ class BatchConsumer:
         details.update(dlq_url=quarantined.dlq_url, dlq_message_id=quarantined.dlq_message_id)
         if quarantined.dropped_attributes:
             details["attributes_not_carried"] = list(quarantined.dropped_attributes)
+        if quarantined.reason_only:
+            details["sent_with"] = "the reason only: SQS refused the message with all its attributes"
         log_step(trace_id, "message_quarantined", SUCCESS, details)
         return RecordResult(record, trace_id, Outcome.QUARANTINED, invalid=True)
 
-    def _delete_handled(self, handled: Sequence[RecordResult], pool: ThreadPoolExecutor) -> DeleteSummary:
+    def _delete_handled(
+        self, handled: Sequence[RecordResult], pool: ThreadPoolExecutor, context: LambdaContextLike
+    ) -> DeleteSummary:
+        remaining = context.get_remaining_time_in_millis()
+        if handled and remaining < DELETE_BUDGET_MS:
+            reason = f"{remaining} ms left, below the {DELETE_BUDGET_MS} ms a delete may take; Lambda deletes it"
+            for result in handled:
+                details = {"sqs_message_id": result.record.message_id, "skipped": reason}
+                log_step(result.trace_id, "sqs_delete_message", WARNING, details)
+            return DeleteSummary()
         by_queue: dict[str, list[RecordResult]] = defaultdict(list)
         for result in handled:
             by_queue[result.record.event_source_arn].append(result)

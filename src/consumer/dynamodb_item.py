@@ -25,6 +25,7 @@ TTL_ATTRIBUTE = "expires_at"
 MAX_ITEM_BYTES = 400 * 1024
 MAX_DEPTH = 32
 MAX_SIGNIFICANT_DIGITS = 38
+MAX_NAME_BYTES = 65535
 # DynamoDB numbers: 1E-130 <= |n| < 1E+126, i.e. the adjusted exponent stays in this range.
 MIN_ADJUSTED_EXPONENT = -130
 MAX_ADJUSTED_EXPONENT = 125
@@ -33,8 +34,7 @@ MAX_ADJUSTED_EXPONENT = 125
 def build_item(message: Message, processed_at: datetime, ttl_days: int | None) -> dict[str, Any]:
     """The body's top-level fields unchanged, plus the key, the metadata map and the TTL."""
     _check_reserved_fields(message)
-    if "" in message.fields:
-        raise InvalidMessageError("invalid_attribute_name", "the body has an empty field name")
+    _check_names(message.fields, "the body")
     item: dict[str, Any] = {name: _checked(value, name, depth=1) for name, value in message.fields.items()}
     item[KEY_ATTRIBUTE] = message.key
     item[METADATA_ATTRIBUTE] = _metadata(message, processed_at)
@@ -97,13 +97,19 @@ def _checked(value: Any, path: str, depth: int) -> Any:
     if isinstance(value, dict | list) and depth > MAX_DEPTH:
         raise InvalidMessageError("too_deep", f"{path} is nested deeper than DynamoDB's {MAX_DEPTH} levels")
     if isinstance(value, dict):
-        for name in value:
-            if not name:
-                raise InvalidMessageError("invalid_attribute_name", f"{path} has an empty field name")
+        _check_names(value, path)
         return {name: _checked(inner, f"{path}.{name}", depth + 1) for name, inner in value.items()}
     if isinstance(value, list):
         return [_checked(inner, f"{path}[{index}]", depth + 1) for index, inner in enumerate(value)]
     return value
+
+
+def _check_names(fields: Mapping[str, Any], path: str) -> None:
+    for name in fields:
+        if not name:
+            raise InvalidMessageError("invalid_attribute_name", f"{path} has an empty field name")
+        if _utf8_size(name) > MAX_NAME_BYTES:
+            raise InvalidMessageError("invalid_attribute_name", f"{path} has a field name over {MAX_NAME_BYTES} bytes")
 
 
 def _checked_number(number: Decimal, path: str) -> Decimal:
@@ -118,13 +124,21 @@ def _checked_number(number: Decimal, path: str) -> Decimal:
         )
     if not MIN_ADJUSTED_EXPONENT <= trimmed.adjusted() <= MAX_ADJUSTED_EXPONENT:
         raise InvalidMessageError("number_out_of_range", f"{path} is outside DynamoDB's range 1E-130 to 1E+126")
+    # Stored as written when boto3 can send that exactly; else without its trailing zeros (the same
+    # value, as DynamoDB keeps it anyway); else (38 digits at the bottom of the range) never.
+    for candidate in (number, trimmed):
+        if _sendable(candidate):
+            return candidate
+    raise InvalidMessageError("number_out_of_range", f"{path} cannot be sent to DynamoDB exactly")
+
+
+def _sendable(number: Decimal) -> bool:
+    """What boto3's serializer accepts: it refuses to round (its context traps Inexact and Rounded)."""
     try:
-        # boto3 refuses what it cannot send exactly (e.g. 38 digits right at the bottom of the range).
-        DYNAMODB_CONTEXT.create_decimal(trimmed)
+        DYNAMODB_CONTEXT.create_decimal(number)
     except DecimalException:
-        raise InvalidMessageError("number_out_of_range", f"{path} cannot be sent to DynamoDB exactly") from None
-    # Trailing zeros beyond 38 digits would make boto3 refuse an exact value: store it trimmed.
-    return number if len(number.as_tuple().digits) <= MAX_SIGNIFICANT_DIGITS else trimmed
+        return False
+    return True
 
 
 def _trimmed(number: Decimal) -> Decimal:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ class Quarantined:
     dlq_message_id: str
     carried_attributes: tuple[str, ...]
     dropped_attributes: tuple[str, ...]
+    reason_only: bool = False
 
 
 class QueueGateway:
@@ -93,23 +95,32 @@ class QueueGateway:
         dlq_url = self.dead_letter_url(record.event_source_arn)
         ours: dict[str, MessageAttributeValueTypeDef] = {
             ATTR_REASON: _string(reason),
-            ATTR_DETAILS: _string(details[:MAX_DETAILS_CHARS] or "-"),
+            ATTR_DETAILS: _string(_sqs_text(details)[:MAX_DETAILS_CHARS] or "-"),
             ATTR_SOURCE_ARN: _string(record.event_source_arn),
             ATTR_ORIGINAL_ID: _string(record.message_id),
             ATTR_RECEIVE_COUNT: {"DataType": "Number", "StringValue": str(record.receive_count)},
         }
         carried, dropped = _original_attributes(record.message_attributes, room=MAX_MESSAGE_ATTRIBUTES - len(ours))
         request: dict[str, Any] = {"QueueUrl": dlq_url, "MessageBody": record.body}
-        request["MessageAttributes"] = {**carried, **ours}
         if dlq_url.endswith(".fifo"):
             # The original messageId as deduplication id: a retried forward is not a second copy.
             request["MessageGroupId"] = record.group_id or record.message_id
             request["MessageDeduplicationId"] = record.message_id
         try:
-            answer = self._client.send_message(**request)
+            answer = self._client.send_message(**request, MessageAttributes={**carried, **ours})
+            return Quarantined(dlq_url, answer.get("MessageId", ""), tuple(sorted(carried)), dropped)
+        except ClientError:
+            pass  # SQS answered, so nothing was sent: try once more below, lighter.
+        except BotoCoreError as error:
+            raise QuarantineError(f"sending to the dead-letter queue failed: {error}") from error
+        # Attributes count towards SQS's size limit, and a producer's own may be refused here:
+        # the message itself matters more than its annotations, so send it with the reason only.
+        minimal = {name: ours[name] for name in (ATTR_REASON, ATTR_ORIGINAL_ID)}
+        try:
+            answer = self._client.send_message(**request, MessageAttributes=minimal)
         except (ClientError, BotoCoreError) as error:
             raise QuarantineError(f"sending to the dead-letter queue failed: {error}") from error
-        return Quarantined(dlq_url, answer.get("MessageId", ""), tuple(sorted(carried)), dropped)
+        return Quarantined(dlq_url, answer.get("MessageId", ""), (), tuple(sorted({*carried, *dropped})), True)
 
     def delete(self, queue_url: str, records: Sequence[SqsRecord]) -> DeleteResult:
         """One DeleteMessageBatch call for up to 10 records."""
@@ -136,6 +147,14 @@ class QueueGateway:
             return self._client.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
         except (ClientError, BotoCoreError) as error:
             raise QueueLookupError(f"GetQueueUrl for {queue_arn} failed: {error}") from error
+
+
+# Characters SQS accepts in a message; a field name quoted in the details may hold others.
+_NOT_SQS_TEXT = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _sqs_text(text: str) -> str:
+    return _NOT_SQS_TEXT.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 def _string(value: str) -> MessageAttributeValueTypeDef:
