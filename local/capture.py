@@ -10,7 +10,7 @@ import io
 import json
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, redirect_stdout
 from typing import IO, Any
 
@@ -55,15 +55,22 @@ class HandlerOutput(io.TextIOBase):
         except ValueError:
             return
         if "_aws" in parsed:
-            for directive in parsed["_aws"].get("CloudWatchMetrics", []):
-                for metric in directive.get("Metrics", []):
-                    value = parsed.get(metric["Name"], 0)
-                    self.metrics[metric["Name"]] += sum(value) if isinstance(value, list) else value
+            self.metrics.update(emf_metrics(parsed))
         elif "action" in parsed:
             step = (str(parsed["action"]), str(parsed.get("status", "")))
             self.steps[step] += 1
             if step == ("message_quarantined", "success"):
                 self.quarantined.add(str(parsed.get("trace_id")))
+
+
+def emf_metrics(blob: Mapping[str, Any]) -> dict[str, float]:
+    """The metric values of one EMF blob, by name; a list of values counts as its sum."""
+    values: dict[str, float] = {}
+    for directive in blob["_aws"].get("CloudWatchMetrics", []):
+        for metric in directive.get("Metrics", []):
+            value = blob.get(metric["Name"], 0)
+            values[metric["Name"]] = sum(value) if isinstance(value, list) else value
+    return values
 
 
 @contextmanager

@@ -53,7 +53,8 @@ def _answer(url: str, status: int, body: dict[str, Any], headers: dict[str, str]
     return AWSResponse(url, status, all_headers, _Raw(json.dumps(body).encode()))
 
 
-def _error_answer(url: str, code: str, status: int) -> AWSResponse:
+def error_answer(url: str, code: str, status: int) -> AWSResponse:
+    """An AWS JSON-protocol error answer, as the service sends it: botocore parses and retries it."""
     fault = "Receiver" if status >= 500 else "Sender"
     body = {"__type": f"com.amazonaws.injected#{code}", "message": "injected fault"}
     return _answer(url, status, body, {"x-amzn-query-error": f"{code};{fault}"})
@@ -123,7 +124,7 @@ class WireFaults:
         if rule is None:
             return self._send(operation, request) if self._observed(operation) else None
         if rule.kind == ERROR:
-            return _error_answer(request.url, rule.code, rule.status)
+            return error_answer(request.url, rule.code, rule.status)
         if rule.kind == TIMEOUT:
             raise ReadTimeoutError(endpoint_url=request.url)
         if rule.kind == LOST_ANSWER:

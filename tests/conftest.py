@@ -15,12 +15,13 @@ import boto3
 import pytest
 from aws_lambda_powertools.logging import logger as powertools_logger
 from aws_lambda_powertools.metrics.provider import cold_start
-from boto3.dynamodb.types import TypeDeserializer
 from moto import mock_aws
 
 import handler
 from consumer import bootstrap, telemetry
+from local.capture import emf_metrics
 from local.lambda_runtime import LocalContext, sqs_event
+from local.report import scan_table
 from local.template_resources import Deployed, deploy_local
 
 REGION = "us-east-1"
@@ -81,10 +82,7 @@ class Output:
         """Metric values of the invocation's EMF blobs, by name."""
         values: dict[str, float] = {}
         for blob in self.emf:
-            for directive in blob["_aws"]["CloudWatchMetrics"]:
-                for metric in directive["Metrics"]:
-                    value = blob[metric["Name"]]
-                    values[metric["Name"]] = sum(value) if isinstance(value, list) else value
+            values.update(emf_metrics(blob))
         return values
 
     def steps(self, action: str, trace_id: str | None = None) -> list[dict[str, Any]]:
@@ -147,10 +145,7 @@ class Stack:
         return sqs_event(messages, self.deployed.queue_arn, REGION)
 
     def items(self) -> dict[str, dict[str, Any]]:
-        deserializer = TypeDeserializer()
-        raw = self.dynamodb.scan(TableName=self.deployed.table_name, ConsistentRead=True)["Items"]
-        items = [{name: deserializer.deserialize(value) for name, value in item.items()} for item in raw]
-        return {item["message_id"]: item for item in items}
+        return scan_table(self.dynamodb, self.deployed.table_name)
 
     def dlq_messages(self) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []

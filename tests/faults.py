@@ -20,6 +20,8 @@ from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 from moto.core.botocore_stubber import MockRawResponse
 from moto.core.models import botocore_stubber
 
+from local.faults import error_answer
+
 
 def _operation(event_name: str) -> str:
     return event_name.rsplit(".", 1)[-1]
@@ -81,11 +83,7 @@ class WireFaults:
             return botocore_stubber(event_name=event_name, request=request, **kwargs)
         self.injected[operation] += 1
         if rule.kind == "error":
-            body = json.dumps({"__type": f"com.amazonaws.injected#{rule.code}", "message": "injected fault"})
-            headers = HTTPHeaders()
-            headers["x-amzn-query-error"] = f"{rule.code};Sender"
-            headers["Content-Type"] = "application/x-amz-json-1.0"
-            return AWSResponse(request.url, rule.status, headers, MockRawResponse(body))
+            return error_answer(request.url, rule.code, rule.status)
         if rule.kind == "lose_answer":
             botocore_stubber(event_name=event_name, request=request, **kwargs)
             raise ReadTimeoutError(endpoint_url=request.url)
