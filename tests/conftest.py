@@ -20,6 +20,7 @@ from moto import mock_aws
 import handler
 from consumer import bootstrap, telemetry
 from local.capture import emf_metrics
+from local.emulator import one_request_at_a_time_in_process
 from local.lambda_runtime import LocalContext, sqs_event
 from local.report import scan_table
 from local.template_resources import Deployed, deploy_local
@@ -50,6 +51,17 @@ class _CurrentStdout(io.TextIOBase):
 
 
 telemetry.logger.registered_handler.setStream(_CurrentStdout())  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def emulator_applies_requests_atomically() -> Iterator[None]:
+    """moto is not thread-safe and the consumer calls it from several threads: one request at a time.
+
+    Without this, concurrent deletes on one queue can bring deleted messages back in moto (real SQS
+    applies each request atomically), and any verdict on the emulator's state would be a coin toss.
+    """
+    with one_request_at_a_time_in_process():
+        yield
 
 
 @pytest.fixture(autouse=True)

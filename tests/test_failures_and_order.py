@@ -170,7 +170,7 @@ def test_records_of_one_group_are_written_in_order_and_groups_run_at_once(
         for group in "ABC":
             stack.send({"message_id": f"{group}{index}"}, group=group)
     event = stack.receive_event(9)
-    all_groups_in_flight = threading.Barrier(3, timeout=10)
+    all_groups_in_flight = threading.Barrier(3, timeout=60)
     written: list[str] = []
     lock = threading.Lock()
 
@@ -196,24 +196,27 @@ def test_records_of_one_group_are_written_in_order_and_groups_run_at_once(
 def test_no_more_groups_run_at_once_than_max_concurrency(
     stack: Stack, invoke: Invoker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given MAX_CONCURRENCY=2 and six groups
+    # Given MAX_CONCURRENCY=2 and six groups, and a wire that holds each write until a second one
+    # is in flight (or none can come): however slow the machine, two writes overlap if they may
     monkeypatch.setenv("MAX_CONCURRENCY", "2")
-    for group in "ABCDEF":
+    groups = "ABCDEF"
+    for group in groups:
         stack.send({"message_id": group}, group=group)
     event = stack.receive_event(6)
-    in_flight = 0
-    most = 0
-    lock = threading.Lock()
-    release = threading.Event()
+    in_flight = started = most = 0
+    changed = threading.Condition()
 
     def track(**_: Any) -> None:
-        nonlocal in_flight, most
-        with lock:
+        nonlocal in_flight, started, most
+        with changed:
             in_flight += 1
+            started += 1
             most = max(most, in_flight)
-        release.wait(0.05)
-        with lock:
+            changed.notify_all()
+            changed.wait_for(lambda: in_flight >= 2 or started == len(groups), timeout=60)
+        with changed:
             in_flight -= 1
+            changed.notify_all()
 
     WireFaults(bootstrap.clients().dynamodb)
     bootstrap.clients().dynamodb.meta.events.register_first("before-send.dynamodb.PutItem", track)
