@@ -25,9 +25,11 @@ from typing import IO, TYPE_CHECKING, Any
 
 import boto3
 
+from consumer.exceptions import ConfigurationError
 from local.poller import DEFAULT_VISIBILITY_TIMEOUT, Poller, PollerStats
 from local.producer import Feeder, Outgoing, demo_workload, file_workload, send_all
 from local.report import DlqMessage, Report, build_report, read_dlq, scan_table
+from local.run_settings import DOTENV_PATH, RunSettings, read_settings
 from local.template_resources import load_template
 
 if TYPE_CHECKING:
@@ -100,6 +102,13 @@ def parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--logs", type=Path, help="write the handler's JSON log lines and EMF blobs to this file")
     run.add_argument("--deadline", type=float, default=600.0, help="give up draining after this many seconds")
+    run.add_argument(
+        "--env-file",
+        type=Path,
+        default=DOTENV_PATH,
+        help="the consumer's settings (as .env.sample shows), under those of the environment and over template.yaml's "
+        "(default: .env at the repository's root, if there is one)",
+    )
     send = commands.add_parser("send", help="only send producer-contract messages (e.g. to a real queue)")
     _workload_options(send)
     _target_options(send)
@@ -127,7 +136,11 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, st
     out, err = stdout or sys.stdout, stderr or sys.stderr
     if options.command == "send":
         return _send_command(options, out)
-    run = run_local(options, err=err, out=out)
+    try:
+        run = run_local(options, err=err, out=out)
+    except ConfigurationError as error:
+        _say(err, f"configuration refused, nothing was sent: {error}")
+        return 2
     if not options.keep_running:  # with --keep-running, the report was printed before the wait
         out.write((run.report.to_json() if options.json else run.report.to_text()) + "\n")
     return 0 if run.report.unaccounted == 0 else 1
@@ -176,6 +189,8 @@ def run_local(
     from local.capture import HandlerOutput, capturing
 
     region = options.region or os.environ.get("AWS_REGION") or DEFAULT_REGION
+    env_file = getattr(options, "env_file", None)
+    settings = read_settings(os.environ, region, env_file) if env_file else read_settings({}, region, Path(os.devnull))
     with ExitStack() as stack:
         endpoint = options.endpoint_url
         embedded = endpoint is None and options.queue_url is None
@@ -195,7 +210,7 @@ def run_local(
         stack.enter_context(environment(base))
         sqs = boto3.client("sqs", region_name=region)
         dynamodb = boto3.client("dynamodb", region_name=region)
-        target = _target(options, sqs, dynamodb, region, endpoint or "AWS", embedded)
+        target = _target(options, sqs, dynamodb, region, endpoint or "AWS", embedded, settings)
         stack.enter_context(environment(dict(target.environment)))
         bootstrap.reset()
         from consumer.telemetry import metrics
@@ -203,6 +218,10 @@ def run_local(
         metrics.clear_metrics()
         _say(err, f"{'embedded emulator' if embedded else 'target'} {target.endpoint}: queue {target.queue_url}")
         _say(err, f"table {target.table_name}, DLQ {target.dlq_url}")
+        effective = settings.effective(target.environment)
+        _say(err, "settings: " + ", ".join(f"{name}={value}" for name, value in effective.items()))
+        if settings.not_read:
+            _say(err, f"not read: {', '.join(settings.not_read)} (the run uses the stack it creates or is pointed at)")
         _say(
             err,
             f"poller: batch {target.batch_size}, function timeout {target.function_timeout} s, visibility timeout "
@@ -248,7 +267,7 @@ def run_local(
         seconds = time.monotonic() - started
         # Only the embedded emulator's DLQ is emptied to be read whole: it stops right after.
         consume_dlq = embedded and not options.keep_running
-        items = scan_table(dynamodb, target.table_name)
+        items = scan_table(dynamodb, target.table_name, target.environment.get("DYNAMO_KEY_ATTRIBUTE", "message_id"))
         dlq = read_dlq(sqs, target.dlq_url, consume=consume_dlq)
         report = build_report(
             sent=sent,
@@ -263,6 +282,7 @@ def run_local(
             endpoint=target.endpoint,
             quarantined=() if consume_dlq else output.quarantined,
         )
+        report.settings = effective
         if not consume_dlq:
             report.notes.append("FIFO DLQ read at each group's head only; quarantines also counted from the logs")
         if not embedded:
@@ -317,12 +337,19 @@ def _keep_running(
 
 
 def _target(
-    options: argparse.Namespace, sqs: SQSClient, dynamodb: DynamoDBClient, region: str, endpoint: str, embedded: bool
+    options: argparse.Namespace,
+    sqs: SQSClient,
+    dynamodb: DynamoDBClient,
+    region: str,
+    endpoint: str,
+    embedded: bool,
+    settings: RunSettings,
 ) -> Target:
     if options.queue_url is None:
         from local.template_resources import deploy_local
 
-        deployed = deploy_local(sqs, dynamodb, stack_name=STACK_NAME, region=region)
+        template = settings.template(load_template())
+        deployed = deploy_local(sqs, dynamodb, stack_name=STACK_NAME, region=region, template=template)
         return Target(
             endpoint=endpoint,
             region=region,
@@ -355,7 +382,7 @@ def _target(
         queue_arn=attributes["QueueArn"],
         dlq_url=dlq_url,
         table_name=options.table,
-        environment={"DYNAMO_TABLE": options.table, "DLQ_URL": dlq_url, "REGION": region},
+        environment={**settings.chosen, "DYNAMO_TABLE": options.table, "DLQ_URL": dlq_url, "REGION": region},
         batch_size=int(batch),
         function_timeout=int(template["Parameters"]["FunctionTimeout"]["Default"]),
         max_receive_count=int(policy.get("maxReceiveCount", 0)),

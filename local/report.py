@@ -68,6 +68,8 @@ class Report:
     visibility_timeout: int
     endpoint: str
     notes: list[str] = field(default_factory=list)
+    # The function's settings as the run deployed them, each with its source.
+    settings: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=False)
@@ -79,6 +81,7 @@ class Report:
         lines = [
             "== local run report ==",
             f"endpoint              {self.endpoint}",
+            *(f"setting               {name}={value}" for name, value in self.settings.items()),
             f"sent                  {self.sent} ({kinds})",
             f"saved                 {self.saved} new items written",
             f"duplicates            {self.duplicates} skipped, of which conflicting {self.conflicting_duplicates}",
@@ -106,7 +109,8 @@ class Report:
         return "\n".join(lines)
 
 
-def scan_table(dynamodb: DynamoDBClient, table: str) -> dict[str, dict[str, Any]]:
+def scan_table(dynamodb: DynamoDBClient, table: str, key_attribute: str = "message_id") -> dict[str, dict[str, Any]]:
+    """Every item, by its key."""
     deserializer = TypeDeserializer()
     items: dict[str, dict[str, Any]] = {}
     request: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
@@ -114,7 +118,7 @@ def scan_table(dynamodb: DynamoDBClient, table: str) -> dict[str, dict[str, Any]
         page = dynamodb.scan(**request)
         for raw in page.get("Items", []):
             item = {name: deserializer.deserialize(value) for name, value in raw.items()}
-            items[str(item["message_id"])] = item
+            items[str(item[key_attribute])] = item
         if "LastEvaluatedKey" not in page:
             return items
         request["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -30,6 +30,7 @@ STACK_NAME = "sqs-fifo-consumer"
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
 CONFIG_VARIABLES = (
     "DYNAMO_TABLE",
+    "DYNAMO_KEY_ATTRIBUTE",
     "REGION",
     "DLQ_URL",
     "IDEMPOTENCY_KEY_JMESPATH",
@@ -157,7 +158,7 @@ class Stack:
         return sqs_event(messages, self.deployed.queue_arn, REGION)
 
     def items(self) -> dict[str, dict[str, Any]]:
-        return scan_table(self.dynamodb, self.deployed.table_name)
+        return scan_table(self.dynamodb, self.deployed.table_name, self.deployed.environment["DYNAMO_KEY_ATTRIBUTE"])
 
     def dlq_messages(self) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []

@@ -31,6 +31,9 @@ NO_METRICS_WARNING = pytest.mark.filterwarnings("ignore:No application metrics t
         pytest.param("RECORD_TTL_DAYS", "x", id="ttl-not-a-number"),
         pytest.param("LOG_MESSAGE_BODY", "maybe", id="log-body-not-a-boolean"),
         pytest.param("IDEMPOTENCY_KEY_JMESPATH", "[[", id="key-path-not-jmespath"),
+        pytest.param("DYNAMO_KEY_ATTRIBUTE", "_meta", id="key-attribute-reserved-meta"),
+        pytest.param("DYNAMO_KEY_ATTRIBUTE", "expires_at", id="key-attribute-reserved-ttl"),
+        pytest.param("DYNAMO_KEY_ATTRIBUTE", "k" * 256, id="key-attribute-over-255-bytes"),
     ],
 )
 def test_an_invalid_setting_fails_the_invocation_naming_the_variable_and_processes_nothing(
@@ -86,6 +89,7 @@ def test_defaults_apply_when_only_the_region_is_set() -> None:
 
     # Then every other setting has its documented default
     assert config.table_name == "messages_table"
+    assert config.key_attribute == "message_id"
     assert config.region == "eu-west-1"
     assert config.dlq_url is None
     assert config.idempotency_key_path == "message_id"
@@ -134,6 +138,8 @@ def test_the_region_comes_from_region_then_aws_region_then_aws_default_region(
         pytest.param("LOG_MESSAGE_BODY", "false", "log_message_body", False, id="log-false"),
         pytest.param("LOG_MESSAGE_BODY", "0", "log_message_body", False, id="log-0"),
         pytest.param("IDEMPOTENCY_KEY_JMESPATH", "payload.id", "idempotency_key_path", "payload.id", id="key-path"),
+        pytest.param("DYNAMO_KEY_ATTRIBUTE", "idempotency_key", "key_attribute", "idempotency_key", id="key-attribute"),
+        pytest.param("DYNAMO_KEY_ATTRIBUTE", "k" * 255, "key_attribute", "k" * 255, id="key-attribute-255-bytes"),
     ],
 )
 def test_a_valid_setting_is_read_into_its_field(name: str, value: str, field: str, expected: Any) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+from pathlib import Path
 
 import boto3
 import pytest
@@ -23,7 +25,20 @@ def test_make_run_accounts_for_every_message_and_reports_it() -> None:
 
     # When the `make run` entry point runs it on the embedded emulator
     code = main(
-        ["run", "--messages", "40", "--groups", "4", "--duplicates", "4", "--invalid", "5", "--json"],
+        [
+            "run",
+            "--messages",
+            "40",
+            "--groups",
+            "4",
+            "--duplicates",
+            "4",
+            "--invalid",
+            "5",
+            "--json",
+            "--env-file",
+            os.devnull,
+        ],
         stdout=stdout,
         stderr=stderr,
     )
@@ -122,3 +137,54 @@ def test_send_command_enqueues_producer_contract_messages() -> None:
         body = json.loads(received[0]["Body"])
         assert set(body) == {"message_id", "timestamp", "source", "type", "dlq_retry", "payload"}
         assert "transaction" in body["payload"]
+
+
+def test_make_run_takes_settings_from_the_environment_then_dotenv_over_the_template(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a key path in the environment, and in .env a key attribute, a concurrency and a table name
+    monkeypatch.setenv("IDEMPOTENCY_KEY_JMESPATH", "join(':', [payload.transaction.account, message_id])")
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "DYNAMO_KEY_ATTRIBUTE=idempotency_key\nMAX_CONCURRENCY=3\nIDEMPOTENCY_KEY_JMESPATH=ignored\n"
+        "DYNAMO_TABLE=messages_table\n",
+        encoding="utf-8",
+    )
+    stdout, stderr = io.StringIO(), io.StringIO()
+
+    # When `make run` runs a small workload
+    argv = ["run", "--messages", "12", "--groups", "3", "--duplicates", "2", "--invalid", "1", "--json"]
+    code = main([*argv, "--env-file", str(env_file)], stdout=stdout, stderr=stderr)
+
+    # Then the report shows each setting's value and source, the environment winning over .env
+    report = json.loads(stdout.getvalue())
+    assert code == 0
+    settings = report["settings"]
+    assert settings["IDEMPOTENCY_KEY_JMESPATH"].endswith("(environment)")
+    assert settings["DYNAMO_KEY_ATTRIBUTE"] == "idempotency_key (.env)"
+    assert settings["MAX_CONCURRENCY"] == "3 (.env)"
+    assert settings["LOG_MESSAGE_BODY"] == "false (template.yaml)"
+    # And the stack was deployed with them: every order saved under account:message_id, all accounted for
+    assert report["saved"] == report["table_items"] == 12
+    assert report["duplicates"] == 2
+    assert report["unaccounted"] == 0
+    # And the table name from .env was not read: the run used the stack it created, and said so
+    assert "not read: DYNAMO_TABLE" in stderr.getvalue()
+
+
+def test_make_run_refuses_a_bad_setting_before_sending_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given .env with a concurrency the consumer refuses
+    env_file = tmp_path / ".env"
+    env_file.write_text("MAX_CONCURRENCY=0\n", encoding="utf-8")
+    stdout, stderr = io.StringIO(), io.StringIO()
+
+    # When `make run` starts
+    code = main(["run", "--messages", "5", "--env-file", str(env_file)], stdout=stdout, stderr=stderr)
+
+    # Then it stops with the handler's own error, before any emulator or message
+    assert code == 2
+    assert "MAX_CONCURRENCY=0 is out of range: use 1 to 100" in stderr.getvalue()
+    assert "http://127.0.0.1:" not in stderr.getvalue()
+    assert stdout.getvalue() == ""

@@ -141,13 +141,13 @@ def test_a_body_with_non_ascii_text_reaches_the_dlq_byte_identical(stack: Stack,
 @pytest.mark.parametrize(
     "key",
     [
-        pytest.param("a" * 1024, id="1024-ascii"),
-        pytest.param("🚀" * 256, id="256-four-byte-chars"),
+        pytest.param("a" * 2048, id="2048-ascii"),
+        pytest.param("🚀" * 512, id="512-four-byte-chars"),
     ],
 )
-def test_a_key_of_exactly_1024_utf8_bytes_is_accepted(stack: Stack, invoke: Invoker, key: str) -> None:
-    # Given a key right at the limit, counted in UTF-8 bytes
-    assert len(key.encode("utf-8")) == 1024
+def test_a_key_of_exactly_2048_utf8_bytes_is_accepted(stack: Stack, invoke: Invoker, key: str) -> None:
+    # Given a key right at DynamoDB's partition key limit, counted in UTF-8 bytes
+    assert len(key.encode("utf-8")) == 2048
 
     # When the message is handled
     _, response, _ = handle_one(stack, invoke, json.dumps({"message_id": key, "n": 1}))
@@ -178,8 +178,8 @@ INVALID_KEYS = [
     pytest.param('{"message_id": {"id": "a"}}', id="object"),
     pytest.param('{"message_id": ["a"]}', id="array"),
     pytest.param('{"message_id": ""}', id="empty-string"),
-    pytest.param(json.dumps({"message_id": "a" * 1025}), id="1025-ascii-bytes"),
-    pytest.param(json.dumps({"message_id": "é" * 512 + "a"}, ensure_ascii=False), id="1025-bytes-multibyte"),
+    pytest.param(json.dumps({"message_id": "a" * 2049}), id="2049-ascii-bytes"),
+    pytest.param(json.dumps({"message_id": "é" * 1024 + "a"}, ensure_ascii=False), id="2049-bytes-multibyte"),
     pytest.param('{"message_id": "\\ud800"}', id="lone-high-surrogate"),
 ]
 

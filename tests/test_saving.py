@@ -95,7 +95,9 @@ def test_a_conflicting_duplicate_keeps_the_first_write_and_is_flagged(stack: Sta
     assert stack.messages_in_queue() == 0
 
 
-def test_each_message_costs_one_put_item_and_no_read(stack: Stack, invoke: Invoker) -> None:
+def test_each_message_costs_one_put_item_and_the_table_is_described_once_per_container(
+    stack: Stack, invoke: Invoker
+) -> None:
     # Given ten new messages over three groups
     for index in range(10):
         stack.send({"message_id": f"order-{index}", "n": index}, group=f"g{index % 3}")
@@ -106,11 +108,20 @@ def test_each_message_costs_one_put_item_and_no_read(stack: Stack, invoke: Invok
     # When they are handled
     response, _ = invoke(event)
 
-    # Then DynamoDB saw exactly one PutItem per message, and SQS one lookup and one batched delete
+    # Then DynamoDB saw exactly one PutItem per message (and, once per container, the table's key schema
+    # was read), and SQS one lookup and one batched delete
     assert failures(response) == []
-    assert dict(dynamodb.sent) == {"PutItem": 10}
+    assert dict(dynamodb.sent) == {"PutItem": 10, "DescribeTable": 1}
     assert dict(sqs.sent) == {"GetQueueUrl": 1, "DeleteMessageBatch": 1}
     assert len(stack.items()) == 10
+
+    # When another batch arrives in the same container
+    stack.send({"message_id": "order-10"}, group="g0")
+    invoke(stack.receive_event(1))
+
+    # Then it cost one PutItem and one delete: no describe, no lookup
+    assert dict(dynamodb.sent) == {"PutItem": 11, "DescribeTable": 1}
+    assert dict(sqs.sent) == {"GetQueueUrl": 1, "DeleteMessageBatch": 2}
 
 
 def test_items_carry_a_ttl_when_record_ttl_days_is_set(

@@ -53,6 +53,7 @@ EXPECTED_GRANTS = {
     "logs:CreateLogStream": {"ConsumerLogGroup"},
     "logs:PutLogEvents": {"ConsumerLogGroup"},
     "dynamodb:PutItem": {TABLE_ID},
+    "dynamodb:DescribeTable": {TABLE_ID},
     "sqs:ReceiveMessage": {QUEUE_ID},
     "sqs:DeleteMessage": {QUEUE_ID},
     "sqs:GetQueueUrl": {QUEUE_ID, DLQ_ID},
@@ -355,9 +356,12 @@ def test_the_table_is_keyed_by_message_id_on_demand_recoverable_and_expiring(tem
     # Given the table
     properties = _properties(template, TABLE_ID)
 
-    # Then its key is the message_id string the consumer writes
-    assert properties["KeySchema"] == [{"AttributeName": "message_id", "KeyType": "HASH"}]
-    assert properties["AttributeDefinitions"] == [{"AttributeName": "message_id", "AttributeType": "S"}]
+    # Then its key is the string attribute the consumer writes, named by one parameter for both
+    key = {"Ref": "KeyAttributeName"}
+    assert properties["KeySchema"] == [{"AttributeName": key, "KeyType": "HASH"}]
+    assert properties["AttributeDefinitions"] == [{"AttributeName": key, "AttributeType": "S"}]
+    assert _environment(template)["DYNAMO_KEY_ATTRIBUTE"] == key
+    assert template["Parameters"]["KeyAttributeName"]["Default"] == "message_id"
     # And it is on demand, encrypted, recoverable, and expires items on expires_at
     assert properties["BillingMode"] == "PAY_PER_REQUEST"
     assert properties["SSESpecification"] == {"SSEEnabled": True}

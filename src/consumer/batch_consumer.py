@@ -29,7 +29,7 @@ from consumer.exceptions import (
     RecordFailure,
     StoreConfigurationError,
 )
-from consumer.message import body_sha256, parse_message
+from consumer.message import KEY_FROM_BODY, body_sha256, parse_message
 from consumer.message_store import MessageStore, SaveOutcome
 from consumer.queue_gateway import MAX_DELETE_BATCH, QueueGateway
 from consumer.sqs_event import SqsRecord, parse_event
@@ -52,6 +52,7 @@ class Outcome(enum.Enum):
 _HANDLED = {Outcome.SAVED, Outcome.DUPLICATE, Outcome.CONFLICTING_DUPLICATE, Outcome.QUARANTINED}
 _FROM_SAVE = {
     SaveOutcome.SAVED: Outcome.SAVED,
+    SaveOutcome.SAVED_BY_LOST_ATTEMPT: Outcome.SAVED,
     SaveOutcome.DUPLICATE: Outcome.DUPLICATE,
     SaveOutcome.CONFLICTING_DUPLICATE: Outcome.CONFLICTING_DUPLICATE,
 }
@@ -67,6 +68,7 @@ class Prepared:
     item: dict[str, Any] | None = None
     invalid: InvalidMessageError | None = None
     failure: str | None = None
+    key_fallback: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class RecordResult:
     outcome: Outcome
     error_metric: str | None = None
     invalid: bool = False
+    key_fallback: bool = False
 
     @property
     def handled(self) -> bool:
@@ -132,7 +135,7 @@ class BatchConsumer:
         log_step(record.message_id, "message_received", INFO, received)
         try:
             message = parse_message(record, self._config.idempotency_key)
-            item = build_item(message, self._clock(), self._config.record_ttl_days)
+            item = build_item(message, self._clock(), self._config.record_ttl_days, self._config.key_attribute)
         except InvalidMessageError as invalid:
             digest = body_sha256(record.body)
             details = {"reason": invalid.reason, "error": invalid.details, "body_sha256": digest}
@@ -148,8 +151,17 @@ class BatchConsumer:
             SUCCESS,
             {"sqs_message_id": record.message_id, "key_source": message.key_source},
         )
+        fallback = message.key_source != KEY_FROM_BODY
+        if fallback:
+            # A path that finds nothing changes what "duplicate" means: say so for every record.
+            details = {
+                "sqs_message_id": record.message_id,
+                "key_source": message.key_source,
+                "hint": f"IDEMPOTENCY_KEY_JMESPATH={self._config.idempotency_key_path!r} found nothing in the body",
+            }
+            log_step(message.key, "idempotency_key_fallback", WARNING, details)
         # The message already carries its body's hash: no second pass over a body of up to 1 MiB.
-        return Prepared(record, message.key, message.body_sha256, item=item)
+        return Prepared(record, message.key, message.body_sha256, item=item, key_fallback=fallback)
 
     def _run_unit(self, unit: Sequence[SqsRecord], context: LambdaContextLike) -> list[RecordResult]:
         results: list[RecordResult] = []
@@ -200,6 +212,8 @@ class BatchConsumer:
             log_step(trace_id, "dynamodb_save", ERROR, details)
             return RecordResult(record, trace_id, Outcome.FAILED, error_metric=failure.metric)
         outcome = _FROM_SAVE[saved]
+        if saved is SaveOutcome.SAVED_BY_LOST_ATTEMPT:
+            details["result"] = "an attempt whose answer was lost wrote it; the retry found it"
         if outcome is Outcome.SAVED:
             log_step(trace_id, "dynamodb_save", SUCCESS, details)
         else:
@@ -209,7 +223,7 @@ class BatchConsumer:
             if conflicting:
                 skipped["hint"] = "the stored body differs from this one; the first write was kept"
             log_step(trace_id, "message_skipped", WARNING if conflicting else INFO, skipped)
-        return RecordResult(record, trace_id, outcome)
+        return RecordResult(record, trace_id, outcome, key_fallback=prepared.key_fallback)
 
     def _quarantine(self, prepared: Prepared, invalid: InvalidMessageError) -> RecordResult:
         record, trace_id = prepared.record, prepared.trace_id
@@ -253,8 +267,9 @@ class BatchConsumer:
         chunks: list[tuple[str, list[RecordResult]]] = []
         lookup_failures = 0
         for queue_arn, results in by_queue.items():
+            cached = self._queues.cached_queue_url(queue_arn)
             try:
-                url = self._queues.queue_url(queue_arn)
+                url = cached or self._queues.queue_url(queue_arn)
             except QueueLookupError as error:
                 lookup_failures += 1
                 log_step(
@@ -264,7 +279,8 @@ class BatchConsumer:
                     {"queue_arn": queue_arn, "error": str(error), "not_deleted": len(results)},
                 )
                 continue
-            log_step(queue_arn, "sqs_get_url", SUCCESS, {"queue_arn": queue_arn, "queue_url": url})
+            if cached is None:
+                log_step(queue_arn, "sqs_get_url", SUCCESS, {"queue_arn": queue_arn, "queue_url": url})
             chunks.extend((url, results[i : i + MAX_DELETE_BATCH]) for i in range(0, len(results), MAX_DELETE_BATCH))
         deleted = failed = 0
         for chunk_results, answer in zip(
@@ -315,6 +331,7 @@ def _add_metrics(results: Sequence[RecordResult], deletes: DeleteSummary, failur
         telemetry.DYNAMODB_SAVE_ERROR: errors[telemetry.DYNAMODB_SAVE_ERROR],
         telemetry.SQS_GET_URL_ERROR: deletes.lookup_failures,
         telemetry.SQS_DELETE_ERROR: deletes.failed,
+        telemetry.IDEMPOTENCY_KEY_FALLBACKS: sum(1 for result in results if result.key_fallback),
     }
     for name, value in counts.items():
         telemetry.metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

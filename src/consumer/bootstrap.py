@@ -13,6 +13,7 @@ from consumer.batch_consumer import BatchConsumer
 from consumer.config import Config
 from consumer.message_store import MessageStore
 from consumer.queue_gateway import QueueGateway
+from consumer.telemetry import WARNING, log_step
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -41,9 +42,13 @@ def clients() -> Clients:
 
 @lru_cache(maxsize=1)
 def batch_consumer() -> BatchConsumer:
+    """Raises ConfigurationError, naming the setting, when the table does not fit the configuration."""
     config = settings()
     aws = clients()
-    store = MessageStore(aws.dynamodb, config.table_name)
+    store = MessageStore(aws.dynamodb, config.table_name, config.key_attribute)
+    unchecked = store.check_key_schema()
+    if unchecked is not None:
+        log_step("configuration", "dynamodb_describe_table", WARNING, {"error": unchecked})
     queues = QueueGateway(aws.sqs, dlq_url=config.dlq_url)
     return BatchConsumer(config, store, queues)
 

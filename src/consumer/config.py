@@ -19,6 +19,11 @@ from consumer.exceptions import ConfigurationError
 DEFAULT_SERVICE_NAME = "sqs-fifo-consumer"
 DEFAULT_METRICS_NAMESPACE = "SqsFifoConsumer"
 MAX_CONCURRENCY_LIMIT = 100
+DEFAULT_KEY_ATTRIBUTE = "message_id"
+DEFAULT_KEY_PATH = "message_id"
+# DynamoDB allows 255 bytes for the name of a key attribute; these two the consumer writes itself.
+MAX_KEY_ATTRIBUTE_BYTES = 255
+RESERVED_ATTRIBUTES = ("_meta", "expires_at")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -27,6 +32,7 @@ _FALSE = {"0", "false", "no", "off", ""}
 @dataclass(frozen=True)
 class Config:
     table_name: str
+    key_attribute: str
     region: str
     dlq_url: str | None
     idempotency_key_path: str
@@ -41,7 +47,7 @@ class Config:
         region = _text(env, "REGION") or _text(env, "AWS_REGION") or _text(env, "AWS_DEFAULT_REGION")
         if not region:
             raise ConfigurationError("REGION is not set and neither is AWS_REGION: name the AWS region")
-        key_path = _text(env, "IDEMPOTENCY_KEY_JMESPATH") or "message_id"
+        key_path = _text(env, "IDEMPOTENCY_KEY_JMESPATH") or DEFAULT_KEY_PATH
         try:
             compiled = jmespath.compile(key_path)
         except JMESPathError as error:
@@ -50,6 +56,7 @@ class Config:
             ) from error
         return cls(
             table_name=_text(env, "DYNAMO_TABLE") or "messages_table",
+            key_attribute=_key_attribute(env),
             region=region,
             dlq_url=_text(env, "DLQ_URL") or None,
             idempotency_key_path=key_path,
@@ -71,6 +78,21 @@ def metrics_namespace(environ: Mapping[str, str] | None = None) -> str:
 
 def _text(env: Mapping[str, str], name: str) -> str:
     return env.get(name, "").strip()
+
+
+def _key_attribute(env: Mapping[str, str]) -> str:
+    name = _text(env, "DYNAMO_KEY_ATTRIBUTE") or DEFAULT_KEY_ATTRIBUTE
+    if name in RESERVED_ATTRIBUTES:
+        raise ConfigurationError(
+            f"DYNAMO_KEY_ATTRIBUTE={name!r} is an attribute the consumer writes itself: "
+            "name the table's partition key something else"
+        )
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if size > MAX_KEY_ATTRIBUTE_BYTES:
+        raise ConfigurationError(
+            f"DYNAMO_KEY_ATTRIBUTE={name!r} is {size} bytes: DynamoDB allows {MAX_KEY_ATTRIBUTE_BYTES} for a key name"
+        )
+    return name
 
 
 def _integer(env: Mapping[str, str], name: str, *, default: int, low: int, high: int) -> int:

@@ -31,12 +31,18 @@ MIN_ADJUSTED_EXPONENT = -130
 MAX_ADJUSTED_EXPONENT = 125
 
 
-def build_item(message: Message, processed_at: datetime, ttl_days: int | None) -> dict[str, Any]:
+def build_item(
+    message: Message, processed_at: datetime, ttl_days: int | None, key_attribute: str = KEY_ATTRIBUTE
+) -> dict[str, Any]:
     """The body's top-level fields unchanged, plus the key, the metadata map and the TTL."""
-    _check_reserved_fields(message)
+    _check_reserved_fields(message, key_attribute)
     _check_names(message.fields, "the body")
-    item: dict[str, Any] = {name: _checked(value, name, depth=1) for name, value in message.fields.items()}
-    item[KEY_ATTRIBUTE] = message.key
+    # A body field named like the key attribute holds the key itself (checked above): it is stored
+    # as the key's string, so a long integer there is not a number DynamoDB must hold.
+    item: dict[str, Any] = {
+        name: _checked(value, name, depth=1) for name, value in message.fields.items() if name != key_attribute
+    }
+    item[key_attribute] = message.key
     item[METADATA_ATTRIBUTE] = _metadata(message, processed_at)
     if ttl_days is not None:
         item[TTL_ATTRIBUTE] = int((processed_at + timedelta(days=ttl_days)).timestamp())
@@ -76,17 +82,21 @@ def _metadata(message: Message, processed_at: datetime) -> dict[str, Any]:
     return metadata
 
 
-def _check_reserved_fields(message: Message) -> None:
+def _check_reserved_fields(message: Message, key_attribute: str) -> None:
     for name in (METADATA_ATTRIBUTE, TTL_ATTRIBUTE):
         if name in message.fields:
             raise InvalidMessageError(
                 "reserved_attribute", f"the body has a field {name!r}, which the consumer reserves"
             )
-    body_key = message.fields.get(KEY_ATTRIBUTE)
-    if body_key is not None and str(body_key) != message.key:
+    body_key = message.fields.get(key_attribute)
+    if body_key is None:
+        return  # absent or null: the key takes its place
+    if not isinstance(body_key, str | Decimal) or str(body_key) != message.key:
         raise InvalidMessageError(
             "reserved_attribute",
-            f"the body's {KEY_ATTRIBUTE!r} differs from the idempotency key taken from {message.key_source}",
+            f"the body's {key_attribute!r} differs from the idempotency key taken from {message.key_source}; "
+            "it is the table's key attribute (DYNAMO_KEY_ATTRIBUTE): to keep the body's field, give the "
+            "table another key attribute name",
         )
 
 

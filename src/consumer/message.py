@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
+import jmespath
+from jmespath import functions as jmespath_functions
 from jmespath.exceptions import JMESPathError
 from jmespath.parser import ParsedResult
 
 from consumer.exceptions import InvalidMessageError
 from consumer.sqs_event import SqsRecord
 
-MAX_KEY_BYTES = 1024
+# DynamoDB's limit for a partition key value.
+MAX_KEY_BYTES = 2048
 
 KEY_FROM_BODY = "body"
 KEY_FROM_DEDUPLICATION_ID = "MessageDeduplicationId"
@@ -78,9 +82,67 @@ def _unique_fields(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return fields
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _any_one_argument(function: _F) -> _F:
+    """The signature jmespath's own to_string, to_number and type have."""
+    jmespath_functions.signature({"types": []})(function)
+    return function
+
+
+class _ExactNumberFunctions(jmespath_functions.Functions):  # type: ignore[misc]
+    """JMESPath's functions, with the body's numbers (``Decimal``, kept exact) as JMESPath numbers.
+
+    Out of the box jmespath knows only int and float: ``to_string`` of a Decimal gives its JSON
+    string (quotes included), and ``sum``, ``max``, ``abs`` or ``sort`` refuse it as an unknown type.
+    """
+
+    def _get_allowed_pytypes(self, types: list[str]) -> tuple[list[str], list[tuple[str, ...]]]:
+        allowed, subtypes = super()._get_allowed_pytypes(types)
+        allowed = [*allowed, "Decimal"] if "float" in allowed else allowed
+        subtypes = [(*subtype, "Decimal") if "float" in subtype else subtype for subtype in subtypes]
+        return allowed, subtypes
+
+    def _convert_to_jmespath_type(self, pyobject: str) -> str:
+        return "number" if pyobject == "Decimal" else str(super()._convert_to_jmespath_type(pyobject))
+
+    @_any_one_argument
+    def _func_to_string(self, arg: Any) -> str:
+        return arg if isinstance(arg, str) else _json_text(arg)
+
+    @_any_one_argument
+    def _func_to_number(self, arg: Any) -> Any:
+        if isinstance(arg, Decimal):
+            return arg
+        if isinstance(arg, str):
+            return Decimal(arg.strip()) if _NUMBER_TEXT.fullmatch(arg.strip()) else None
+        return super()._func_to_number(arg)
+
+    @_any_one_argument
+    def _func_type(self, arg: Any) -> str:
+        return "number" if isinstance(arg, Decimal) else str(super()._func_type(arg))
+
+
+_SEARCH_OPTIONS = jmespath.Options(custom_functions=_ExactNumberFunctions())
+# A decimal number, leading zeros allowed (as jmespath's own int()/float() take them); no NaN or Infinity.
+_NUMBER_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+
+
+def _json_text(value: Any) -> str:
+    """Compact JSON, numbers as written (``json.dumps`` knows no Decimal)."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ",".join(_json_text(inner) for inner in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(name)}:{_json_text(inner)}" for name, inner in value.items()) + "}"
+    return json.dumps(value)
+
+
 def _idempotency_key(record: SqsRecord, fields: dict[str, Any], key_path: ParsedResult) -> tuple[str, str]:
     try:
-        value = key_path.search(fields)
+        value = key_path.search(fields, options=_SEARCH_OPTIONS)
     except JMESPathError as error:
         raise InvalidMessageError("invalid_key", f"idempotency key expression failed: {error}") from None
     if value is None:
@@ -94,7 +156,9 @@ def _key_text(value: object) -> str:
     if isinstance(value, str):
         key = value
     elif isinstance(value, Decimal) and value.is_finite() and value.as_tuple().exponent == 0:
-        key = str(value)
+        key = str(value)  # the integer as written, whatever its digit count: the key is stored as a string
+    elif isinstance(value, int) and not isinstance(value, bool):
+        key = str(value)  # from a function such as length()
     else:
         raise InvalidMessageError(
             "invalid_key", f"the idempotency key is {_json_type(value)}: use a string or an integer"

@@ -29,6 +29,8 @@ ATTR_DETAILS = "quarantine_details"
 ATTR_SOURCE_ARN = "source_queue_arn"
 ATTR_ORIGINAL_ID = "original_message_id"
 ATTR_RECEIVE_COUNT = "approximate_receive_count"
+_MISSING_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "NonExistentQueue"}
+_DENIED = {"AccessDenied", "AccessDeniedException"}
 _OUR_ATTRIBUTES = frozenset({ATTR_REASON, ATTR_DETAILS, ATTR_SOURCE_ARN, ATTR_ORIGINAL_ID, ATTR_RECEIVE_COUNT})
 
 
@@ -54,6 +56,10 @@ class QueueGateway:
         self._queue_urls: dict[str, str] = {}
         self._dlq_urls: dict[str, str] = {}
         self._lock = threading.Lock()
+
+    def cached_queue_url(self, queue_arn: str) -> str | None:
+        with self._lock:
+            return self._queue_urls.get(queue_arn)
 
     def queue_url(self, queue_arn: str) -> str:
         """GetQueueUrl once per container per queue ARN."""
@@ -109,8 +115,9 @@ class QueueGateway:
         try:
             answer = self._client.send_message(**request, MessageAttributes={**carried, **ours})
             return Quarantined(dlq_url, answer.get("MessageId", ""), tuple(sorted(carried)), dropped)
-        except ClientError:
-            pass  # SQS answered, so nothing was sent: try once more below, lighter.
+        except ClientError as error:
+            # SQS answered, so nothing was sent: unless the queue itself is wrong, try once more below, lighter.
+            self._raise_if_misconfigured(error, dlq_url, record.event_source_arn)
         except BotoCoreError as error:
             raise QuarantineError(f"sending to the dead-letter queue failed: {error}") from error
         # Attributes count towards SQS's size limit, and a producer's own may be refused here:
@@ -121,6 +128,23 @@ class QueueGateway:
         except (ClientError, BotoCoreError) as error:
             raise QuarantineError(f"sending to the dead-letter queue failed: {error}") from error
         return Quarantined(dlq_url, answer.get("MessageId", ""), (), tuple(sorted({*carried, *dropped})), True)
+
+    def _raise_if_misconfigured(self, error: ClientError, dlq_url: str, source_arn: str) -> None:
+        """A DLQ that does not exist or may not be written: name the setting that points at it."""
+        code = error.response.get("Error", {}).get("Code", "")
+        if self._configured_dlq_url:
+            origin = f"DLQ_URL={dlq_url}"
+            fix = "set DLQ_URL to an existing queue, or unset it to use the source queue's RedrivePolicy"
+        else:
+            origin = f"the dead-letter queue {dlq_url} (the RedrivePolicy of {source_arn}; DLQ_URL is not set)"
+            fix = "fix the source queue's RedrivePolicy, or set DLQ_URL"
+        if code in _MISSING_QUEUE:
+            raise QuarantineError(f"{origin} does not exist ({code}): {fix}") from error
+        if code in _DENIED or code.startswith("KMS."):
+            raise QuarantineError(
+                f"the function's role may not sqs:SendMessage to {origin} ({code}): grant it "
+                f"(and kms:GenerateDataKey for an encrypted queue), or {fix}"
+            ) from error
 
     def delete(self, queue_url: str, records: Sequence[SqsRecord]) -> DeleteResult:
         """One DeleteMessageBatch call for up to 10 records."""

@@ -24,6 +24,8 @@ DYNAMODB_CHECK_ERROR = "DynamoDBCheckError"
 DYNAMODB_SAVE_ERROR = "DynamoDBSaveError"
 SQS_GET_URL_ERROR = "SQSGetURLError"
 SQS_DELETE_ERROR = "SQSDeleteError"
+# Saved or duplicate records keyed by MessageDeduplicationId or messageId: the key path found nothing.
+IDEMPOTENCY_KEY_FALLBACKS = "IdempotencyKeyFallbacks"
 METRIC_NAMES = (
     MESSAGES_SAVED,
     DUPLICATE_MESSAGES,
@@ -36,6 +38,7 @@ METRIC_NAMES = (
     DYNAMODB_SAVE_ERROR,
     SQS_GET_URL_ERROR,
     SQS_DELETE_ERROR,
+    IDEMPOTENCY_KEY_FALLBACKS,
 )
 
 INFO = "info"
