@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements_test.txt |
 
 help:
 	@echo "make run       - run the consumer end to end on an embedded AWS emulator"
-	@echo "make test      - ruff, mypy, template checks and pytest with the coverage gate"
+	@echo "make test      - ruff, mypy, template checks, pytest with the coverage gate, and make e2e"
 	@echo "make validate  - sam validate --lint, cfn-lint after the SAM transform, checkov"
 	@echo "make build     - the deployable zip (build/consumer.zip), built without python3.13 or Docker"
 	@echo "make e2e       - the built zip on MiniStack (no Docker): workload through its SQS event source mapping"
