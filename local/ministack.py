@@ -87,11 +87,41 @@ def free_port() -> int:
         return port
 
 
+class MiniStackExited(RuntimeError):
+    """MiniStack ended before answering: most likely its port was taken after ``free_port`` chose it."""
+
+
 @contextmanager
-def running_ministack(executable: Path, workdir: Path, *, region: str) -> Iterator[Emulator]:
+def running_ministack(executable: Path, workdir: Path, *, region: str, attempts: int = 3) -> Iterator[Emulator]:
     """MiniStack on 127.0.0.1 and a free port; yields once it answers its health check."""
     log_path = workdir / LOG_NAME
-    port = free_port()
+    for attempt in range(1, attempts + 1):
+        port = free_port()
+        process = _start(executable, workdir, port, region, log_path)
+        try:
+            health = _wait_healthy(f"http://127.0.0.1:{port}", process, log_path)
+        except MiniStackExited:
+            _stop(process)
+            if attempt == attempts:
+                raise
+            continue
+        except BaseException:
+            _stop(process)
+            raise
+        break
+    try:
+        yield Emulator(
+            endpoint=f"http://127.0.0.1:{port}",
+            version=str(health.get("version", "?")),
+            python=interpreter_of(executable),
+            log_path=log_path,
+            pid=process.pid,
+        )
+    finally:
+        _stop(process)
+
+
+def _start(executable: Path, workdir: Path, port: int, region: str, log_path: Path) -> subprocess.Popen[bytes]:
     environment = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", str(workdir)),
@@ -106,8 +136,9 @@ def running_ministack(executable: Path, workdir: Path, *, region: str) -> Iterat
         "PYTHONUNBUFFERED": "1",
     }
     with log_path.open("w", encoding="utf-8") as log:
-        process = subprocess.Popen(
-            [str(executable)],
+        # Its own session: a Ctrl-C reaches this process only, which then stops MiniStack's whole group.
+        return subprocess.Popen(
+            [str(executable.absolute())],
             env=environment,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -115,25 +146,13 @@ def running_ministack(executable: Path, workdir: Path, *, region: str) -> Iterat
             cwd=workdir,
             start_new_session=True,
         )
-    try:
-        endpoint = f"http://127.0.0.1:{port}"
-        health = _wait_healthy(endpoint, process, log_path)
-        yield Emulator(
-            endpoint=endpoint,
-            version=str(health.get("version", "?")),
-            python=interpreter_of(executable),
-            log_path=log_path,
-            pid=process.pid,
-        )
-    finally:
-        _stop(process)
 
 
 def _wait_healthy(endpoint: str, process: subprocess.Popen[bytes], log_path: Path) -> dict[str, object]:
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"MiniStack exited with {process.returncode}: {tail(log_path)}")
+            raise MiniStackExited(f"MiniStack exited with {process.returncode}: {tail(log_path)}")
         try:
             with urllib.request.urlopen(f"{endpoint}/_ministack/health", timeout=2) as answer:
                 health: dict[str, object] = json.loads(answer.read())
