@@ -4,13 +4,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements_test.txt | cksum | cut -d' ' -f1)
 
-.PHONY: help venv test lint typecheck unit run clean validate build bench
+.PHONY: help venv test lint typecheck unit run clean validate build bench e2e invoke
 
 help:
 	@echo "make run       - run the consumer end to end on an embedded AWS emulator"
-	@echo "make test      - ruff, mypy, template checks and pytest with the coverage gate"
+	@echo "make test      - ruff, mypy, template checks, pytest with the coverage gate, and make e2e"
 	@echo "make validate  - sam validate --lint, cfn-lint after the SAM transform, checkov"
 	@echo "make build     - the deployable zip (build/consumer.zip), built without python3.13 or Docker"
+	@echo "make e2e       - the built zip on MiniStack (no Docker): workload through its SQS event source mapping"
+	@echo "make invoke EVENT=events/<file>.json - the built zip invoked once on MiniStack, like sam local invoke"
 
 $(STAMP): requirements.txt requirements_test.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +21,7 @@ $(STAMP): requirements.txt requirements_test.txt
 
 venv: $(STAMP)
 
-test: lint typecheck validate unit
+test: lint typecheck validate unit e2e
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests local bench infra
@@ -44,7 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .coverage .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(MINISTACK_VENV) .coverage .mypy_cache .ruff_cache .pytest_cache
 
 # Deployment tooling: the SAM CLI and checkov each pin their own boto3, cfn-lint and pydantic,
 # so each lives in its own virtualenv, apart from the test stack.
@@ -84,3 +86,25 @@ build: $(STAMP) $(SAM_STAMP)
 	cd .aws-sam/build/ConsumerFunction && $(CURDIR)/$(BIN)/python -m zipfile -c $(CURDIR)/build/consumer.zip *
 	@echo "build/consumer.zip: $$(du -k build/consumer.zip | cut -f1) KiB zipped," \
 		"$$(du -sk .aws-sam/build/ConsumerFunction | cut -f1) KiB unzipped (Lambda allows 50 MiB / 250 MiB)"
+
+# MiniStack runs the function on its own interpreter: Python 3.13 (the template's runtime) where this
+# machine has one that works, else $(PYTHON); `make e2e` prints which Python ran.
+MINISTACK_VENV := .venv-ministack
+MINISTACK_STAMP := $(MINISTACK_VENV)/.installed-$(shell cksum < infra/requirements-ministack.txt | cut -d' ' -f1)
+MINISTACK_PYTHON ?= $(firstword $(foreach candidate,python3.13 $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python),\
+	$(shell $(candidate) -c 'import sys' >/dev/null 2>&1 && echo $(candidate))) $(PYTHON))
+
+$(MINISTACK_STAMP): infra/requirements-ministack.txt
+	@test -x $(MINISTACK_VENV)/bin/python || $(MINISTACK_PYTHON) -m venv $(MINISTACK_VENV)
+	$(MINISTACK_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r infra/requirements-ministack.txt
+	@rm -f $(MINISTACK_VENV)/.installed-* && touch $@
+	@echo "$(MINISTACK_VENV): $$($(MINISTACK_VENV)/bin/python -V)"
+
+# The built zip on MiniStack: the producer's workload through its event source mapping, accounted for (docs/e2e.md).
+e2e: build $(MINISTACK_STAMP)
+	PYTHONPATH=src:. $(BIN)/python -m local.e2e run $(ARGS)
+
+# The Docker-free `sam local invoke`: the event's bodies enqueued, then one Invoke with real receipt handles.
+invoke: build $(MINISTACK_STAMP)
+	@test -n "$(EVENT)" || { echo "usage: make invoke EVENT=events/<file>.json" >&2; exit 2; }
+	PYTHONPATH=src:. $(BIN)/python -m local.e2e invoke --event $(EVENT) $(ARGS)

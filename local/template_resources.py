@@ -202,6 +202,69 @@ def deploy_local(
     )
 
 
+@dataclass(frozen=True)
+class FunctionSettings:
+    """The function and its SQS event source as template.yaml declares them, for an emulator's Lambda."""
+
+    name: str
+    handler: str
+    runtime: str
+    architectures: tuple[str, ...]
+    memory_size: int
+    timeout: int
+    environment: Mapping[str, str]
+    log_group: str | None
+    log_format: str | None
+    reserved_concurrency: int | None
+    batch_size: int
+    function_response_types: tuple[str, ...]
+    maximum_concurrency: int | None
+
+
+def function_settings(deployed: Deployed, template: Mapping[str, Any] | None = None) -> FunctionSettings:
+    """The template's function settings, resolved against the resources ``deploy_local`` created.
+
+    ``Globals`` apply where the function does not say otherwise, as in SAM. The function's
+    name is the one SAM would not choose (SAM adds a random suffix): ``<stack>-consumer``.
+    """
+    template = load_template() if template is None else template
+    resources = template["Resources"]
+    account = deployed.queue_arn.split(":")[4]
+    resolver = _Resolver(template, deployed.stack_name, deployed.region, account)
+    resolver.refs.update({QUEUE_ID: deployed.queue_url, DLQ_ID: deployed.dlq_url, TABLE_ID: deployed.table_name})
+    resolver.attributes[(QUEUE_ID, "Arn")] = deployed.queue_arn
+    resolver.attributes[(DLQ_ID, "Arn")] = deployed.dlq_arn
+    for logical_id, resource in resources.items():
+        if resource.get("Type") == "AWS::Logs::LogGroup":
+            resolver.refs[logical_id] = resolver.resolve(resource["Properties"]["LogGroupName"])
+    globals_ = template.get("Globals", {}).get("Function", {})
+    function = {**globals_, **resources[FUNCTION_ID]["Properties"]}
+    # Only what an emulator's Lambda takes: the role, for one, has no local twin.
+    wanted = ("FunctionName", "Handler", "Runtime", "Architectures", "MemorySize", "Timeout", "LoggingConfig")
+    properties = {name: resolver.resolve(function[name]) for name in wanted if name in function}
+    properties["ReservedConcurrentExecutions"] = resolver.resolve(function.get("ReservedConcurrentExecutions"))
+    sqs_event = resolver.resolve(next(event for event in function["Events"].values() if event["Type"] == "SQS"))
+    source = sqs_event["Properties"]
+    logging_config = properties.get("LoggingConfig") or {}
+    reserved = properties.get("ReservedConcurrentExecutions")
+    maximum = (source.get("ScalingConfig") or {}).get("MaximumConcurrency")
+    return FunctionSettings(
+        name=str(properties.get("FunctionName") or f"{deployed.stack_name}-consumer"),
+        handler=str(properties["Handler"]),
+        runtime=str(properties["Runtime"]),
+        architectures=tuple(properties.get("Architectures") or ("x86_64",)),
+        memory_size=int(properties.get("MemorySize", 128)),
+        timeout=int(properties.get("Timeout", 3)),
+        environment=deployed.environment,
+        log_group=logging_config.get("LogGroup"),
+        log_format=logging_config.get("LogFormat"),
+        reserved_concurrency=None if reserved is None else int(reserved),
+        batch_size=int(source.get("BatchSize", 10)),
+        function_response_types=tuple(source.get("FunctionResponseTypes", ())),
+        maximum_concurrency=None if maximum is None else int(maximum),
+    )
+
+
 def _create_queue(sqs: SQSClient, resolver: _Resolver, logical_id: str, raw: Mapping[str, Any]) -> tuple[str, str]:
     properties = resolver.resolve(dict(raw))
     attributes = {name: _attribute_text(properties[name]) for name in _QUEUE_ATTRIBUTES if name in properties}
