@@ -211,6 +211,22 @@ def test_a_dlq_url_to_a_missing_queue_names_the_variable_and_the_url(
     assert "unset it" in line["details"]["send_error"]
 
 
+def test_access_denied_on_the_dlq_names_the_grant_and_the_queue(stack: Stack, invoke: Invoker) -> None:
+    # Given the function's role may not send to the DLQ, and an invalid body
+    stack.send("not json", group="g1")
+    event = stack.receive_event(1)
+    sqs = WireFaults(bootstrap.clients().sqs).error("SendMessage", "AccessDenied", status=403)
+
+    # When it is handled
+    response, out = invoke(event)
+
+    # Then the record is retried, with one send only (a lighter resend cannot help), and the error names the grant
+    assert failures(response) == [event["Records"][0]["messageId"]]
+    assert sqs.sent["SendMessage"] == 1
+    [line] = out.steps("message_quarantined")
+    assert f"may not sqs:SendMessage to DLQ_URL={stack.deployed.dlq_url}" in line["details"]["send_error"]
+
+
 def test_access_denied_on_the_table_names_the_role_the_action_and_the_table(stack: Stack, invoke: Invoker) -> None:
     # Given the function's role may not write the table
     stack.send({"message_id": "a-1"}, group="g1")
