@@ -10,6 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+pytestmark = pytest.mark.slow  # not in `make check`; `make test` runs it
+
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = [
     "1. AWS calls per message",

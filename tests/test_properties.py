@@ -39,6 +39,8 @@ from local.lambda_runtime import LocalContext
 from local.template_resources import deploy_local
 from tests.conftest import REGION, Stack
 
+pytestmark = pytest.mark.slow  # not in `make check`; `make test` runs it
+
 # A profile for this file: moto calls make durations vary, and CI replays the same examples.
 settings.register_profile(
     "properties",

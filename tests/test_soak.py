@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from local.soak import soak
+
+pytestmark = pytest.mark.slow  # not in `make check`; `make test` runs it
 
 
 def test_under_wire_faults_nothing_is_lost_stored_twice_or_reordered() -> None:
