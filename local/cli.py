@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import os
+import secrets
 import shlex
 import sys
 import time
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 STACK_NAME = "sqs-fifo-consumer-local"
 DEFAULT_REGION = "us-east-1"
+REAL_AWS = "AWS"  # Target.endpoint without --endpoint-url: boto3's own endpoints
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local"}
 
 
@@ -118,10 +120,16 @@ def parser() -> argparse.ArgumentParser:
 def _workload_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--messages", type=int, default=200, help="valid messages (default 200)")
     command.add_argument("--groups", type=int, default=8, help="message groups (default 8)")
-    command.add_argument("--duplicates", type=int, default=10, help="same message_id, new dedup id (default 10)")
-    command.add_argument("--invalid", type=int, default=5, help="bodies that can never be stored (default 5)")
+    command.add_argument(
+        "--duplicates", type=int, help="same message_id, new dedup id (default: 1 per 20 messages, 10 for 200)"
+    )
+    command.add_argument(
+        "--invalid", type=int, help="bodies that can never be stored (default: 1 per 40 messages, 5 for 200)"
+    )
     command.add_argument("--events", type=Path, help="send these bodies instead (Lambda event, JSON array or lines)")
-    command.add_argument("--seed", type=int, default=7, help="seed of the demo workload")
+    command.add_argument(
+        "--seed", type=int, help="seed of the workload: the same seed sends the same ids (default: a fresh one)"
+    )
 
 
 def _target_options(command: argparse.ArgumentParser) -> None:
@@ -147,9 +155,14 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, st
 
 
 def workload(options: argparse.Namespace) -> list[Outgoing]:
+    """The messages to send; without ``--seed`` a fresh seed (recorded in ``options.seed``), so fresh ids."""
+    if options.seed is None:
+        options.seed = secrets.randbelow(2**31)
     if options.events:
         return file_workload(options.events, options.groups, seed=options.seed)
-    return demo_workload(options.messages, options.groups, options.duplicates, options.invalid, seed=options.seed)
+    duplicates = options.messages // 20 if options.duplicates is None else options.duplicates
+    invalid = options.messages // 40 if options.invalid is None else options.invalid
+    return demo_workload(options.messages, options.groups, duplicates, invalid, seed=options.seed)
 
 
 def _send_command(options: argparse.Namespace, out: IO[str]) -> int:
@@ -161,7 +174,8 @@ def _send_command(options: argparse.Namespace, out: IO[str]) -> int:
     kinds: dict[str, int] = {}
     for item in sent:
         kinds[item.kind] = kinds.get(item.kind, 0) + 1
-    out.write(json.dumps({"sent": len(sent), "by_kind": kinds, "queue_url": options.queue_url}) + "\n")
+    summary = {"sent": len(sent), "by_kind": kinds, "queue_url": options.queue_url, "seed": options.seed}
+    out.write(json.dumps(summary) + "\n")
     return 0
 
 
@@ -210,7 +224,7 @@ def run_local(
         stack.enter_context(environment(base))
         sqs = boto3.client("sqs", region_name=region)
         dynamodb = boto3.client("dynamodb", region_name=region)
-        target = _target(options, sqs, dynamodb, region, endpoint or "AWS", embedded, settings)
+        target = _target(options, sqs, dynamodb, region, endpoint or REAL_AWS, embedded, settings)
         stack.enter_context(environment(dict(target.environment)))
         bootstrap.reset()
         from consumer.telemetry import metrics
@@ -230,6 +244,7 @@ def run_local(
 
         started = time.monotonic()
         feeder = Feeder(sqs, target.queue_url, workload(options))
+        _say(err, f"workload: seed {options.seed} (--seed {options.seed} sends the same messages again)")
 
         import handler
 
@@ -306,7 +321,12 @@ def _keep_running(
 
     out.write((report.to_json() if options.json else report.to_text()) + "\n")
     out.flush()
-    aws = f"aws --endpoint-url {target.endpoint} --region {target.region}" if target.embedded else "aws"
+    # Each line works pasted into a shell with no AWS configuration: an emulator takes any credentials.
+    emulated = target.endpoint != REAL_AWS
+    credentials = "AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local " if emulated else ""
+    where = f" --endpoint-url {target.endpoint}" if emulated else ""
+    where += f" --region {target.region}"
+    aws = f"{credentials}aws{where}"
     body = json.dumps(
         {
             "message_id": "11111111-2222-4333-8444-555555555555",
@@ -317,15 +337,20 @@ def _keep_running(
             "payload": {"transaction": {"account": "cli", "sequence": 1, "amount": 12.5, "currency": "EUR"}},
         }
     )
+    # A fresh deduplication id per paste: SQS takes the message again and the consumer counts a duplicate.
+    dedup = "\"$(python3 -c 'import uuid; print(uuid.uuid4())')\""
     lines = [
         f"emulator endpoint: {target.endpoint} (the poller keeps draining; Ctrl-C stops)",
-        "credentials: any, e.g. AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local",
+        "paste any of these into another shell, from the repository root (the aws ones need the AWS CLI):",
         f"send:  {aws} sqs send-message --queue-url {target.queue_url} --message-group-id cli "
-        f"--message-deduplication-id $(uuidgen) --message-body {shlex.quote(body)}",
+        f"--message-deduplication-id {dedup} --message-body {shlex.quote(body)}",
         f"table: {aws} dynamodb scan --table-name {target.table_name}",
-        f"dlq:   {aws} sqs receive-message --queue-url {target.dlq_url} --message-attribute-names All",
-        f"or:    .venv/bin/python -m local send --endpoint-url {target.endpoint} --queue-url {target.queue_url} "
-        "--messages 20",
+        f"dlq:   {aws} sqs get-queue-attributes --queue-url {target.dlq_url} "
+        "--attribute-names ApproximateNumberOfMessages ApproximateNumberOfMessagesNotVisible",
+        # Visibility timeout 0: looking does not hide the messages (nor hold back their groups).
+        f"dlq:   {aws} sqs receive-message --queue-url {target.dlq_url} --max-number-of-messages 10 "
+        "--visibility-timeout 0 --message-attribute-names All",
+        f"or:    {credentials}.venv/bin/python -m local send{where} --queue-url {target.queue_url} --messages 20",
     ]
     for line in lines:
         _say(err, line)

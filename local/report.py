@@ -127,9 +127,10 @@ def scan_table(dynamodb: DynamoDBClient, table: str, key_attribute: str = "messa
 def read_dlq(sqs: SQSClient, dlq_url: str, *, consume: bool, visibility_timeout: int = 60) -> list[DlqMessage]:
     """The DLQ's messages. A FIFO queue shows no message of a group while another is in flight,
     so only ``consume=True`` (receive and delete: the embedded emulator, which stops next) reads
-    all of them; without it, each group's first messages are read and left hidden for a while.
+    all of them; without it, each group's first messages are read, then made visible again at once.
     """
     seen: dict[str, DlqMessage] = {}
+    browsed: list[str] = []
     empty_answers = 0
     while empty_answers < 2:
         answer = sqs.receive_message(
@@ -144,6 +145,8 @@ def read_dlq(sqs: SQSClient, dlq_url: str, *, consume: bool, visibility_timeout:
         if consume and messages:
             entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
             sqs.delete_message_batch(QueueUrl=dlq_url, Entries=entries)  # type: ignore[arg-type]
+        elif messages:
+            browsed.extend(message["ReceiptHandle"] for message in messages)
         for message in messages:
             attributes: dict[str, Any] = dict(message.get("MessageAttributes", {}))
             reason = attributes.get(ATTR_REASON, {}).get("StringValue") or REDRIVEN
@@ -154,6 +157,13 @@ def read_dlq(sqs: SQSClient, dlq_url: str, *, consume: bool, visibility_timeout:
                 reason=reason,
                 details=attributes.get(ATTR_DETAILS, {}).get("StringValue", ""),
             )
+    # Browsing must not hide the messages from the next reader (an operator's receive-message).
+    for start in range(0, len(browsed), 10):
+        visible = [
+            {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+            for i, handle in enumerate(browsed[start : start + 10])
+        ]
+        sqs.change_message_visibility_batch(QueueUrl=dlq_url, Entries=visible)  # type: ignore[arg-type]
     return list(seen.values())
 
 

@@ -160,10 +160,10 @@ def soak(
 
 def main(argv: Sequence[str] | None = None) -> int:
     top = argparse.ArgumentParser(prog="python -m local.soak", description="Soak the consumer with faults injected.")
-    top.add_argument("--messages", type=int, default=20_000)
-    top.add_argument("--groups", type=int, default=48)
-    top.add_argument("--duplicates", type=int, default=1_000)
-    top.add_argument("--invalid", type=int, default=400)
+    top.add_argument("--messages", type=int, default=20_000, help="valid messages (default 20,000)")
+    top.add_argument("--groups", type=int, default=48, help="message groups (default 48)")
+    top.add_argument("--duplicates", type=int, help="default: 1 per 20 messages (1,000 for 20,000)")
+    top.add_argument("--invalid", type=int, help="default: 1 per 50 messages (400 for 20,000)")
     top.add_argument("--seed", type=int, default=11)
     top.add_argument("--scale", type=float, default=1.0, help="multiplies every fault rate")
     top.add_argument("--json", action="store_true")
@@ -171,8 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = soak(
         options.messages,
         options.groups,
-        options.duplicates,
-        options.invalid,
+        options.messages // 20 if options.duplicates is None else options.duplicates,
+        options.messages // 50 if options.invalid is None else options.invalid,
         seed=options.seed,
         scale=options.scale,
         err=sys.stderr,

@@ -7,6 +7,7 @@ import io
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -16,6 +17,7 @@ from local.cli import environment, main, parser, run_local
 from local.emulator import running_emulator
 from local.faults import ERROR, Rule, WireFaults
 from local.poller import Poller
+from local.report import read_dlq
 from local.template_resources import deploy_local
 
 
@@ -188,3 +190,59 @@ def test_make_run_refuses_a_bad_setting_before_sending_anything(
     assert "MAX_CONCURRENCY=0 is out of range: use 1 to 100" in stderr.getvalue()
     assert "http://127.0.0.1:" not in stderr.getvalue()
     assert stdout.getvalue() == ""
+
+
+def _sent_ids(sqs: Any, endpoint: str, queue_url: str, *extra: str) -> list[str]:
+    """`python -m local send` 5 messages, then the message_ids they carried (the queue is emptied)."""
+    arguments = ["send", "--endpoint-url", endpoint, "--queue-url", queue_url, "--messages", "5", "--groups", "1"]
+    assert main([*arguments, "--duplicates", "0", "--invalid", "0", *extra], stdout=io.StringIO()) == 0
+    return _message_ids(sqs, queue_url)
+
+
+def _message_ids(sqs: Any, queue_url: str) -> list[str]:
+    ids: list[str] = []
+    while answer := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+        ids += [json.loads(message["Body"])["message_id"] for message in answer]
+        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(answer)]
+        sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
+    return ids
+
+
+def test_send_makes_fresh_ids_unless_a_seed_is_given() -> None:
+    # Given an emulator with the template's queue
+    with running_emulator() as endpoint, environment({"AWS_ENDPOINT_URL": endpoint}):
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        deployed = deploy_local(sqs, boto3.client("dynamodb", region_name="us-east-1"), stack_name="seeds")
+
+        # When `send` runs twice without --seed, then twice with --seed 3
+        fresh = [_sent_ids(sqs, endpoint, deployed.queue_url) for _ in range(2)]
+        seeded = [_sent_ids(sqs, endpoint, deployed.queue_url, "--seed", "3") for _ in range(2)]
+
+    # Then the unseeded runs share no message_id, and the seeded runs send the same ones again
+    assert len(fresh[0]) == len(fresh[1]) == 5
+    assert not set(fresh[0]) & set(fresh[1])
+    assert seeded[0] == seeded[1]
+
+
+def test_reading_the_dlq_without_consuming_leaves_every_message_visible() -> None:
+    # Given a DLQ holding three quarantined bodies in three message groups
+    with running_emulator() as endpoint, environment({"AWS_ENDPOINT_URL": endpoint}):
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        deployed = deploy_local(sqs, boto3.client("dynamodb", region_name="us-east-1"), stack_name="browse")
+        for number in range(3):
+            sqs.send_message(
+                QueueUrl=deployed.dlq_url,
+                MessageBody=f"bad {number}",
+                MessageGroupId=f"g{number}",
+                MessageDeduplicationId=f"d{number}",
+            )
+
+        # When the report browses it (as with --keep-running or another endpoint)
+        browsed = read_dlq(sqs, deployed.dlq_url, consume=False)
+
+        # Then it saw all three, and an operator's receive right after sees all three too
+        after = sqs.receive_message(QueueUrl=deployed.dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+        counts = sqs.get_queue_attributes(QueueUrl=deployed.dlq_url, AttributeNames=["All"])["Attributes"]
+    assert sorted(m.body for m in browsed) == ["bad 0", "bad 1", "bad 2"]
+    assert sorted(m["Body"] for m in after["Messages"]) == ["bad 0", "bad 1", "bad 2"]
+    assert counts["ApproximateNumberOfMessagesNotVisible"] == "0"
