@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements_test.txt | cksum | cut -d' ' -f1)
 SAM_VENV := .venv-sam
 CHECKOV_VENV := .venv-checkov
+# Where `make bench` and `make soak` write their figures; the docs include these files verbatim.
+RESULTS := docs/results
 
 .PHONY: help run test check build validate e2e invoke bench soak clean venv lint typecheck unit
 
@@ -32,12 +34,12 @@ unit: $(STAMP) ## every pytest test, slow tiers included, with the 90 % coverage
 	$(BIN)/pytest --cov --cov-report=term-missing
 
 # A benchmark, not a test: the consumer against a sequential reference design (docs/bench.md).
-bench: $(STAMP) ## benchmark against the sequential design
-	@$(BIN)/python -m bench $(ARGS)
+bench: $(STAMP) ## benchmark against the sequential design; writes docs/results/bench.md and cost.md
+	@$(BIN)/python -m bench --results $(RESULTS) $(ARGS)
 
 # 20,000+ messages through the poller and the handler with faults injected; prints the invariants.
-soak: $(STAMP) ## 20,000 messages with wire faults
-	@$(BIN)/python -W ignore::UserWarning -m local.soak $(ARGS)
+soak: $(STAMP) ## 20,000 messages with wire faults; writes docs/results/soak.md
+	@$(BIN)/python -W ignore::UserWarning -m local.soak --results $(RESULTS) $(ARGS)
 
 clean: ## remove every artefact: virtualenvs, build output, caches
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(MINISTACK_VENV) build dist .aws-sam \

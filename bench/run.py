@@ -1,8 +1,9 @@
-"""``python -m bench [--quick] [--json PATH]``: the consumer and the sequential reference, side by side.
+"""``python -m bench [--quick] [--json PATH] [--results DIR]``: the consumer and the sequential reference.
 
 Both run in this process against moto (``mock_aws``), each with its own boto3 clients behind a
 ``Wire`` that adds the same fixed latency to every AWS call and counts calls by operation.
 Cold start and the baseline memory are measured in fresh subprocesses. See docs/bench.md.
+``--results docs/results`` (what ``make bench`` passes) writes bench.md and cost.md there.
 """
 
 from __future__ import annotations
@@ -21,31 +22,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench import cost
 from bench.harness import Consumer, Reference, Stack, moto_stack
 from bench.wire import Wire
+from local import results as results_files
 
 ROOT = Path(__file__).resolve().parent.parent
 LATENCY_MS = 10.0
 BATCH = 10
 BODY_BYTES = 256 * 1024  # SQS's classic maximum message size
-FUNCTION_MB = 128
-
-# List prices, us-east-1, as published on the AWS pricing pages in 2025 (DynamoDB on-demand after its
-# 2024-11-01 cut), free tiers ignored; dated 2025-06, not re-checked from the machine that ran the bench
-# (no internet). Re-check https://aws.amazon.com/{sqs,dynamodb,cloudwatch,lambda}/pricing/ before quoting.
-# Not counted, the same for both designs: the event source mapping's ReceiveMessage polling.
-PRICE_SQS_FIFO_REQUEST = 0.50 / 1e6  # per 64 KB chunk of a request; a batch of 10 is one request
-PRICE_DYNAMODB_WRITE_UNIT = 0.625 / 1e6  # on-demand; a PutItem up to 1 KB, conditional failures too
-PRICE_DYNAMODB_READ_UNIT = 0.125 / 1e6  # on-demand; a strongly consistent GetItem up to 4 KB
-PRICE_CLOUDWATCH_REQUEST = 0.01 / 1000  # PutMetricData, per request
-PRICE_LOGS_INGESTED_GB = 0.50  # CloudWatch Logs (standard): the consumer's JSON logs and EMF
-PRICE_LAMBDA_GB_SECOND = 0.0000133334  # arm64 (template.yaml: Architectures [arm64])
-PRICE_LAMBDA_REQUEST = 0.20 / 1e6
-
-SQS_OPERATIONS = {"DeleteMessageBatch", "DeleteMessage", "GetQueueUrl", "GetQueueAttributes", "SendMessage"}
-DYNAMODB_WRITES = {"PutItem"}
-DYNAMODB_READS = {"GetItem"}
-CLOUDWATCH_REQUESTS = {"PutMetricData"}
+MEMORY_TARGET_MB = 128  # the smallest memory setting the consumer should fit in
 
 
 def _bodies(count: int, payload: int = 0) -> list[str]:
@@ -64,14 +50,14 @@ def _checked(answer: dict[str, Any], name: str) -> None:
 
 
 def _timed_batches(
-    stack: Stack, implementations: list[Any], wires: dict[str, Wire], groups: int, reps: int
+    stack: Stack, implementations: list[Any], wires: dict[str, Wire], groups: int, reps: int, size: int = BATCH
 ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
-    """Milliseconds per batch of 10 new messages, and of it moto's CPU; implementations take turns."""
+    """Milliseconds per batch of ``size`` new messages, and of it moto's CPU; implementations take turns."""
     times: dict[str, list[float]] = {impl.name: [] for impl in implementations}
     emulator: dict[str, list[float]] = {impl.name: [] for impl in implementations}
     for _ in range(reps):
         for impl in implementations:
-            event = stack.event(_bodies(BATCH), groups)
+            event = stack.event(_bodies(size), min(groups, size))
             wires[impl.name].reset()
             started = time.perf_counter()
             answer = impl.process(event)
@@ -117,6 +103,15 @@ def measure_in_process(quick: bool) -> dict[str, Any]:
         results["batch_ms"] = batches
         results["emulator_cpu_ms"] = emulator_ms
         results["log_bytes_per_message"] = (consumer.sink.bytes - log_bytes_before) / (2 * reps * BATCH)
+
+        # One message per invocation (sparse traffic): the consumer's worst case for cost.
+        log_bytes_before = consumer.sink.bytes
+        single, _ = _timed_batches(stack, [consumer], wires, 1, reps, size=1)
+        results["single_record"] = {
+            "ms": statistics.median(single["consumer"]),
+            "log_bytes": (consumer.sink.bytes - log_bytes_before) / reps,
+            "calls": dict(sorted(wires["consumer"].calls.items())),  # of the last one: each makes the same calls
+        }
 
         # 4. Peak Python memory while a batch of 10 bodies of 256 KB is handled.
         peak: dict[str, float] = {}
@@ -187,25 +182,34 @@ def baseline_rss_mb() -> float:
     return int(done.stdout.strip()) / 1024  # kilobytes on Linux
 
 
-def cost_per_million(calls: dict[str, float], batch_ms: float, log_bytes: float) -> dict[str, float]:
-    def per_message(operations: set[str]) -> float:
-        return sum(count for op, count in calls.items() if op in operations)
+def template_figures() -> dict[str, int]:
+    """What the deployed stack is billed for by template.yaml: its default memory, its alarms."""
+    from consumer.telemetry import METRIC_NAMES
+    from local.template_resources import load_template
 
-    gb_seconds = (batch_ms / BATCH / 1000) * (FUNCTION_MB / 1024)
-    cost = {
-        "sqs": per_message(SQS_OPERATIONS) * PRICE_SQS_FIFO_REQUEST,
-        "dynamodb": per_message(DYNAMODB_WRITES) * PRICE_DYNAMODB_WRITE_UNIT
-        + per_message(DYNAMODB_READS) * PRICE_DYNAMODB_READ_UNIT,
-        "cloudwatch": per_message(CLOUDWATCH_REQUESTS) * PRICE_CLOUDWATCH_REQUEST,
-        "logs": log_bytes / 1e9 * PRICE_LOGS_INGESTED_GB,
-        "lambda": gb_seconds * PRICE_LAMBDA_GB_SECOND + PRICE_LAMBDA_REQUEST / BATCH,
+    template = load_template()
+    alarms = [r for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    return {
+        "memory_mb": int(template["Parameters"]["FunctionMemory"]["Default"]),
+        "alarms": len(alarms),
+        "metrics": len(METRIC_NAMES) + 1,  # Powertools adds ColdStart
     }
-    cost = {name: value * 1e6 for name, value in cost.items()}
-    cost["total"] = sum(cost.values())
-    return cost
+
+
+def costs(results: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Both designs at full batches of 10 groups, and the consumer at one message per invocation."""
+    memory = results["template"]["memory_mb"]
+    calls, ten, single = results["calls_per_message"], results["batch_ms"]["10_groups"], results["single_record"]
+    usages = {
+        "consumer": cost.Usage(calls["consumer"], BATCH, ten["consumer"], results["log_bytes_per_message"]),
+        "reference": cost.Usage(calls["reference"], BATCH, ten["reference"], 0.0),
+        "consumer_one_per_invocation": cost.Usage(single["calls"], 1, single["ms"], single["log_bytes"]),
+    }
+    return {name: cost.per_million(usage, memory) for name, usage in usages.items()}
 
 
 def measure(quick: bool) -> dict[str, Any]:
+    started = time.monotonic()
     results = measure_in_process(quick)
     runs = 1 if quick else 5
     results["import_ms"] = {"consumer": import_ms("handler", runs), "reference": import_ms("bench.reference", runs)}
@@ -214,13 +218,8 @@ def measure(quick: bool) -> dict[str, Any]:
         "reference": first_record("reference", 1 if quick else 3),
     }
     results["baseline_rss_mb"] = baseline_rss_mb()
-    ten = results["batch_ms"]["10_groups"]
-    results["cost_per_million"] = {
-        "consumer": cost_per_million(
-            results["calls_per_message"]["consumer"], ten["consumer"], results["log_bytes_per_message"]
-        ),
-        "reference": cost_per_million(results["calls_per_message"]["reference"], ten["reference"], 0.0),
-    }
+    results["template"] = template_figures()
+    results["cost_per_million"] = costs(results)
     results["machine"] = {
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -228,6 +227,7 @@ def measure(quick: bool) -> dict[str, Any]:
         "latency_ms": LATENCY_MS,
         "quick": quick,
     }
+    results["seconds"] = time.monotonic() - started
     return results
 
 
@@ -306,29 +306,125 @@ def render(results: dict[str, Any]) -> str:
     add(f"   {'':<44}{'consumer':>10}{'reference':>11}")
     add(f"   {'Python allocations during the batch, MB':<44}{peak['consumer']:>10.1f}{peak['reference']:>11.1f}")
     add(f"   {'peak RSS of a fresh process after import, MB':<44}{base:>10.1f}")
-    verdict = _met(estimate <= FUNCTION_MB)
-    add(f"   {'estimate (RSS + batch peak), MB':<44}{estimate:>10.1f}   target <= {FUNCTION_MB} MB: {verdict}")
+    verdict = _met(estimate <= MEMORY_TARGET_MB)
+    add(f"   {'estimate (RSS + batch peak), MB':<44}{estimate:>10.1f}   target <= {MEMORY_TARGET_MB} MB: {verdict}")
 
     add("")
-    add(f"5. Dollars per million messages (us-east-1 list prices, {FUNCTION_MB} MB arm64, 10-group batch time)")
-    cost = results["cost_per_million"]
-    add(f"   {'':<22}{'consumer':>10}{'reference':>11}")
+    memory = results["template"]["memory_mb"]
+    add(f"5. Dollars per million messages (bench/cost.py: prices as of {cost.PRICES_AS_OF}, {memory} MB arm64)")
+    dollars = results["cost_per_million"]
+    add(f"   {'':<22}{'consumer':>10}{'reference':>11}{'consumer, 1 per invocation':>28}")
     for name in ("sqs", "dynamodb", "cloudwatch", "logs", "lambda", "total"):
-        add(f"   {name:<22}{cost['consumer'][name]:>10.3f}{cost['reference'][name]:>11.3f}")
+        add(
+            f"   {name:<22}{dollars['consumer'][name]:>10.3f}{dollars['reference'][name]:>11.3f}"
+            f"{dollars['consumer_one_per_invocation'][name]:>28.3f}"
+        )
+    single = results["single_record"]
     add(
-        f"   consumer logs: {results['log_bytes_per_message']:.0f} bytes per message (JSON lines and EMF);"
-        " the reference logs nothing"
+        f"   consumer logs: {results['log_bytes_per_message']:.0f} bytes per message in batches of {BATCH}, "
+        f"{single['log_bytes']:.0f} alone (JSON lines and EMF); the reference logs nothing"
     )
+    add(f"   1 message per invocation: {single['ms']:.1f} ms each")
+    return "\n".join(lines)
+
+
+def summary_table(results: dict[str, Any]) -> str:
+    """The headline figures as a Markdown table (docs/results/bench.md)."""
+    calls, batch_ms, cpu = results["calls_per_message"], results["batch_ms"], results["emulator_cpu_ms"]
+    total = {name: sum(calls[name].values()) for name in ("consumer", "reference")}
+    floors = {"10_groups": 2 * LATENCY_MS, "1_groups": (BATCH + 1) * LATENCY_MS}
+    targets = {"10_groups": 10.0, "1_groups": 4.0}
+    rows = [
+        "| figure | consumer | sequential design | target |",
+        "|---|---|---|---|",
+        f"| AWS calls per new message | {total['consumer']:.2f} | {total['reference']:.2f} "
+        f"| ≤ 1.1: {_met(total['consumer'] <= 1.1 + 1e-9)} |",
+    ]
+    for key, label in (("10_groups", "10 groups"), ("1_groups", "1 group")):
+        ms, ratio = batch_ms[key], batch_ms[key]["reference"] / batch_ms[key]["consumer"]
+        of_floor = ms["consumer"] / floors[key]
+        net = max(ms["consumer"] - cpu[key]["consumer"], 0.0) / floors[key]
+        rows.append(
+            f"| ms per batch of {BATCH}, {label} | {ms['consumer']:.1f} | {ms['reference']:.1f} ({ratio:.1f}x slower) "
+            f"| ≥ {targets[key]:.0f}x: {_met(ratio >= targets[key])}; ≤ 1.5x the {floors[key]:.0f} ms floor: "
+            f"{_met(of_floor <= 1.5)} ({of_floor:.2f}x; {net:.2f}x without moto's CPU) |"
+        )
+    imports, fresh = results["import_ms"], results["first_record_ms"]
+    first = {name: sum(value.values()) for name, value in fresh.items()}
+    estimate = results["baseline_rss_mb"] + results["batch_peak_mb"]["consumer"]
+    dollars = results["cost_per_million"]
+    rows += [
+        f"| import of `handler` (`-X importtime`), ms | {imports['consumer']:.0f} | {imports['reference']:.0f} | |",
+        f"| time to the first processed record, fresh process, ms | {first['consumer']:.0f} "
+        f"| {first['reference']:.0f} | |",
+        f"| peak memory, {BATCH} bodies of {BODY_BYTES // 1024} KB, MB | {estimate:.0f} | "
+        f"| fits {MEMORY_TARGET_MB} MB: {_met(estimate <= MEMORY_TARGET_MB)} |",
+        f"| $ per million messages, batches of {BATCH} | {dollars['consumer']['total']:.2f} "
+        f"| {dollars['reference']['total']:.2f} | |",
+    ]
+    return "\n".join(rows)
+
+
+def bench_markdown(results: dict[str, Any], ran: str) -> str:
+    return "\n".join(
+        [
+            results_files.header(ran, results["seconds"]),
+            "",
+            summary_table(results),
+            "",
+            "```text",
+            render(results),
+            "```",
+        ]
+    )
+
+
+def cost_markdown(results: dict[str, Any], ran: str) -> str:
+    """docs/results/cost.md: the per-million tables from this run's measurements, and the monthly ones."""
+    dollars, template, single = results["cost_per_million"], results["template"], results["single_record"]
+    columns = ("consumer", "reference", "consumer_one_per_invocation")
+    lines = [
+        results_files.header(ran, results["seconds"]),
+        "",
+        f"Per million messages, {template['memory_mb']} MB arm64 (template.yaml's default), "
+        f"with what this run measured: calls per message, {results['batch_ms']['10_groups']['consumer']:.1f} ms "
+        f"per batch of {BATCH} (consumer; {results['batch_ms']['10_groups']['reference']:.1f} ms the sequential "
+        f"design), {single['ms']:.1f} ms for one message alone, and the consumer's logs: "
+        f"{results['log_bytes_per_message']:.0f} bytes per message in batches of {BATCH}, "
+        f"{single['log_bytes']:.0f} alone.",
+        "",
+        f"| service | consumer, batches of {BATCH} | sequential design, batches of {BATCH} "
+        "| consumer, 1 message per invocation |",
+        "|---|---|---|---|",
+    ]
+    for name in ("sqs", "dynamodb", "cloudwatch", "logs", "lambda"):
+        lines.append(f"| {name} | " + " | ".join(f"${dollars[c][name]:.3f}" for c in columns) + " |")
+    lines.append("| **total** | " + " | ".join(f"**${dollars[c]['total']:.2f}**" for c in columns) + " |")
+    lines += ["", "Assumptions:", ""]
+    lines += [f"- {assumption}" for assumption in cost.ASSUMPTIONS]
+    lines += ["", "By the month, whatever the traffic (from template.yaml and the same price list):", ""]
+    lines += ["| resource | price per month | this stack |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in cost.monthly(template["metrics"], template["alarms"])]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="few repetitions: a smoke run, not figures to quote")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--results", metavar="DIR", type=Path, help="write bench.md and cost.md there (not with --quick)"
+    )
+    args = parser.parse_args(arguments)
     results = measure(args.quick)
     print(render(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    if args.results and args.quick:
+        print(f"quick run: figures not to quote, {args.results} left as it was", file=sys.stderr)
+    elif args.results:
+        ran = results_files.command("bench", arguments)
+        for name, text in (("bench.md", bench_markdown(results, ran)), ("cost.md", cost_markdown(results, ran))):
+            print(f"wrote {results_files.write(args.results, name, text)}", file=sys.stderr)
     return 0

@@ -14,8 +14,10 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import IO
 
+from local import results
 from local.cli import Run, run_local
 from local.faults import DIE, ERROR, LOST_ANSWER, PARTIAL, TIMEOUT, Rule, WireFaults, WriteLedger
 from local.poller import Poller
@@ -158,7 +160,13 @@ def soak(
     )
 
 
+def markdown(result: SoakResult, ran: str) -> str:
+    """docs/results/soak.md: the command, machine and date, then what the soak printed."""
+    return "\n".join([results.header(ran, result.seconds), "", "```text", result.to_text(), "```"])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else list(argv)
     top = argparse.ArgumentParser(prog="python -m local.soak", description="Soak the consumer with faults injected.")
     top.add_argument("--messages", type=int, default=20_000, help="valid messages (default 20,000)")
     top.add_argument("--groups", type=int, default=48, help="message groups (default 48)")
@@ -167,7 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     top.add_argument("--seed", type=int, default=11)
     top.add_argument("--scale", type=float, default=1.0, help="multiplies every fault rate")
     top.add_argument("--json", action="store_true")
-    options = top.parse_args(argv)
+    top.add_argument("--results", metavar="DIR", type=Path, help="also write soak.md there (make soak: docs/results)")
+    options = top.parse_args(arguments)
     result = soak(
         options.messages,
         options.groups,
@@ -178,6 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         err=sys.stderr,
     )
     print(json.dumps(asdict(result), indent=2) if options.json else result.to_text())
+    if options.results:
+        written = results.write(options.results, "soak.md", markdown(result, results.command("local.soak", arguments)))
+        print(f"wrote {written}", file=sys.stderr)
     return 0 if result.violations() == 0 else 1
 
 
