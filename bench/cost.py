@@ -107,5 +107,6 @@ def monthly(metrics: int, alarms: int) -> list[tuple[str, str, str]]:
             f"${PRICE_LOGS_STORAGE_GB_MONTH:.2f} per GB (compressed)",
             "bounded by `LogRetentionDays`",
         ),
+        ("SNS e-mail (alarms)", "first 1,000 e-mails free", "$0"),
         ("KMS", "none", "SSE-SQS and DynamoDB's AWS managed key need no customer key: $0"),
     ]

@@ -27,6 +27,7 @@ from typing import IO, TYPE_CHECKING, Any
 import boto3
 
 from consumer.exceptions import ConfigurationError
+from local import results
 from local.poller import DEFAULT_VISIBILITY_TIMEOUT, Poller, PollerStats
 from local.producer import Feeder, Outgoing, demo_workload, file_workload, send_all
 from local.report import DlqMessage, Report, build_report, read_dlq, scan_table
@@ -111,6 +112,9 @@ def parser() -> argparse.ArgumentParser:
         help="the consumer's settings (as .env.sample shows), under those of the environment and over template.yaml's "
         "(default: .env at the repository's root, if there is one)",
     )
+    run.add_argument(
+        "--results", type=Path, metavar="DIR", help="also write the report to DIR/run.md, with command, machine, date"
+    )
     send = commands.add_parser("send", help="only send producer-contract messages (e.g. to a real queue)")
     _workload_options(send)
     _target_options(send)
@@ -140,7 +144,8 @@ def _target_options(command: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
-    options = parser().parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    options = parser().parse_args(arguments)
     out, err = stdout or sys.stdout, stderr or sys.stderr
     if options.command == "send":
         return _send_command(options, out)
@@ -151,6 +156,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, st
         return 2
     if not options.keep_running:  # with --keep-running, the report was printed before the wait
         out.write((run.report.to_json() if options.json else run.report.to_text()) + "\n")
+    if options.results:
+        ran = results.command("local", arguments)
+        text = "\n".join([results.header(ran, run.report.seconds), "", "```text", run.report.to_text(), "```"])
+        _say(err, f"wrote {results.write(options.results, 'run.md', text)}")
     return 0 if run.report.unaccounted == 0 else 1
 
 

@@ -72,10 +72,11 @@ class SoakResult:
         )
 
     def to_text(self) -> str:
-        lines = [f"{name:32} {value}" for name, value in asdict(self).items() if name != "faults_injected"]
-        lines.insert(6, f"{'faults_injected':32} {sum(self.faults_injected.values())}")
-        lines[7:7] = [f"  {name:30} {count}" for name, count in sorted(self.faults_injected.items())]
-        return "\n".join(["== soak ==", *lines, f"{'violations':32} {self.violations()}"])
+        width = max([32, *(len(name) + 3 for name in self.faults_injected)])
+        lines = [f"{name:{width}} {value}" for name, value in asdict(self).items() if name != "faults_injected"]
+        lines.insert(6, f"{'faults_injected':{width}} {sum(self.faults_injected.values())}")
+        lines[7:7] = [f"  {name:{width - 2}} {count}" for name, count in sorted(self.faults_injected.items())]
+        return "\n".join(["== soak ==", *lines, f"{'violations':{width}} {self.violations()}"])
 
 
 def check(run: Run, ledger: WriteLedger) -> dict[str, int]:

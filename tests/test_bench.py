@@ -35,12 +35,13 @@ def _numbers(value: Any) -> list[float]:
 
 
 def test_the_quick_bench_prints_every_section_with_positive_figures(tmp_path: Path) -> None:
-    # Given the bench in quick mode, writing its figures as JSON too
+    # Given the bench in quick mode, writing its figures as JSON too, and asked for its results files
     figures = tmp_path / "bench.json"
+    results_dir = tmp_path / "results"
 
     # When it runs as `python -m bench`
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--json", str(figures)],
+        [sys.executable, "-m", "bench", "--quick", "--json", str(figures), "--results", str(results_dir)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -67,3 +68,6 @@ def test_the_quick_bench_prints_every_section_with_positive_figures(tmp_path: Pa
         assert results["cost_per_million"][name]["total"] > 0
     assert results["baseline_rss_mb"] > 0
     assert results["calls_per_message"]["consumer"]["PutItem"] == 1
+    # And a quick run's figures, not to be quoted, are not written where the docs quote from
+    assert not results_dir.exists()
+    assert "quick run" in done.stderr
