@@ -86,15 +86,28 @@ def per_million(usage: Usage, memory_mb: int) -> dict[str, float]:
     return cost
 
 
-def monthly(metrics: int, alarms: int) -> list[tuple[str, str, str]]:
-    """(resource, price, this stack) for what is billed by the month, not by the message."""
+def monthly(metrics: int, alarms: int, conditional_alarms: int = 0) -> list[tuple[str, str, str]]:
+    """(resource, price, this stack) for what is billed by the month, not by the message.
+
+    ``conditional_alarms``: alarms the template creates only for some parameter values.
+    """
+    optional = (
+        f" (up to {alarms + conditional_alarms}: ${(alarms + conditional_alarms) * PRICE_ALARM_MONTH:.2f}, "
+        "with the parameters that add the others)"
+        if conditional_alarms
+        else ""
+    )
     return [
         (
             "custom metrics (EMF)",
             f"${PRICE_CUSTOM_METRIC_MONTH:.2f} per metric",
             f"{metrics} metrics: ${metrics * PRICE_CUSTOM_METRIC_MONTH:.2f}",
         ),
-        ("alarms", f"${PRICE_ALARM_MONTH:.2f} per alarm", f"{alarms} alarms: ${alarms * PRICE_ALARM_MONTH:.2f}"),
+        (
+            "alarms",
+            f"${PRICE_ALARM_MONTH:.2f} per alarm",
+            f"{alarms} alarms: ${alarms * PRICE_ALARM_MONTH:.2f}{optional}",
+        ),
         (
             "dashboard",
             f"${PRICE_DASHBOARD_MONTH:.2f} (first 3 per account free)",

@@ -191,7 +191,8 @@ def template_figures() -> dict[str, int]:
     alarms = [r for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"]
     return {
         "memory_mb": int(template["Parameters"]["FunctionMemory"]["Default"]),
-        "alarms": len(alarms),
+        "alarms": sum(1 for alarm in alarms if "Condition" not in alarm),
+        "conditional_alarms": sum(1 for alarm in alarms if "Condition" in alarm),
         "metrics": len(METRIC_NAMES) + 1,  # Powertools adds ColdStart
     }
 
@@ -404,7 +405,8 @@ def cost_markdown(results: dict[str, Any], ran: str) -> str:
     lines += [f"- {assumption}" for assumption in cost.ASSUMPTIONS]
     lines += ["", "By the month, whatever the traffic (from template.yaml and the same price list):", ""]
     lines += ["| resource | price per month | this stack |", "|---|---|---|"]
-    lines += [f"| {a} | {b} | {c} |" for a, b, c in cost.monthly(template["metrics"], template["alarms"])]
+    monthly = cost.monthly(template["metrics"], template["alarms"], template["conditional_alarms"])
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in monthly]
     return "\n".join(lines)
 
 

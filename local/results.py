@@ -40,8 +40,10 @@ def machine() -> str:
     memory_kb = _first("/proc/meminfo", r"^MemTotal:\s*(\d+) kB")
     memory = f", {int(memory_kb) / 2**20:.0f} GB RAM" if memory_kb else ""
     versions = ", ".join(f"{name} {metadata.version(name)}" for name in PACKAGES)
+    # Timings depend on what else the machine runs: the load says how busy it was.
+    load = f", load average {os.getloadavg()[0]:.1f} at the end" if hasattr(os, "getloadavg") else ""
     return (
-        f"{os.cpu_count()} CPUs ({model}){memory}, {platform.platform()}, "
+        f"{os.cpu_count()} CPUs ({model}){memory}{load}, {platform.platform()}, "
         f"Python {platform.python_version()}; {versions}"
     )
 
