@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.hostile import SHAPES
+
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = [
     "1. AWS calls per message",
@@ -17,6 +19,7 @@ SECTIONS = [
     "3. Cold start",
     "4. Peak memory",
     "5. Dollars per million messages",
+    "6. Hostile bodies",
 ]
 
 
@@ -63,3 +66,8 @@ def test_the_quick_bench_prints_every_section_with_positive_figures(tmp_path: Pa
         assert results["cost_per_million"][name]["total"] > 0
     assert results["baseline_rss_mb"] > 0
     assert results["calls_per_message"]["consumer"]["PutItem"] == 1
+    # And every hostile shape was settled at both sizes, stored or quarantined with a reason
+    for shapes in results["hostile"].values():
+        assert set(shapes) == set(SHAPES)
+        assert all(figure["checks_ms"] > 0 and figure["settle_ms"] > 0 for figure in shapes.values())
+        assert all(figure["outcome"] for figure in shapes.values())
