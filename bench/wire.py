@@ -2,6 +2,10 @@
 
 Like tests/faults.py, this takes moto's ``before-send`` stub off one client and stands in
 front of it: each request waits ``latency`` seconds (without holding the GIL), then reaches moto.
+
+With ``answer_put_item``, PutItem is answered here as DynamoDB answers a new item (HTTP 200,
+``{}``) and never reaches moto: moto's item store re-sums the item's size on every attribute it
+adds, quadratic in the attributes, minutes for an item of 20,000 of them.
 """
 
 from __future__ import annotations
@@ -11,15 +15,17 @@ import time
 from collections import Counter
 from typing import Any
 
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
+from moto.core.botocore_stubber import MockRawResponse
 from moto.core.models import botocore_stubber
 
 
 class Wire:
     """Calls by operation across every client it is put in front of."""
 
-    def __init__(self, latency_seconds: float) -> None:
+    def __init__(self, latency_seconds: float, *, answer_put_item: bool = False) -> None:
         self.latency_seconds = latency_seconds
+        self.answer_put_item = answer_put_item
         self.calls: Counter[str] = Counter()
         # CPU seconds moto spent answering: real AWS spends them on its side, not in the function.
         self.service_seconds = 0.0
@@ -41,6 +47,9 @@ class Wire:
             self.calls[event_name.rsplit(".", 1)[-1]] += 1
         if self.latency_seconds:
             time.sleep(self.latency_seconds)
+        if self.answer_put_item and event_name.endswith(".PutItem"):
+            headers = HTTPHeaders.from_dict({"Content-Type": "application/x-amz-json-1.0"})
+            return AWSResponse(request.url, 200, headers, MockRawResponse(b"{}"))
         started = time.thread_time()
         answer: AWSResponse | None = botocore_stubber(event_name=event_name, request=request, **kwargs)
         with self._lock:

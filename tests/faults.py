@@ -3,13 +3,18 @@
 ``WireFaults`` takes moto's ``before-send`` stub off one client and puts itself in
 front of it. Each request then either reaches moto untouched, or meets a fault:
 an error answer (retried by boto3 like a real one, nothing written), a lost answer
-(moto applies the request, the caller sees a read timeout), or a failed connection.
+(moto applies the request, the caller sees a read timeout), a slow answer (it arrives
+after a delay, or, past the attempt's read timeout, never: the request is applied and
+the caller sees a read timeout, as a socket would make it), or a failed connection.
 ``refuse`` short-circuits ``before-call``: one error after retries, nothing sent.
 """
 
 from __future__ import annotations
 
 import json
+import random
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +39,7 @@ class _Rule:
     code: str = ""
     status: int = 400
     when: Callable[[dict[str, Any]], bool] | None = None
+    delay: tuple[float, float] = (0.0, 0.0)
 
 
 @dataclass
@@ -44,6 +50,8 @@ class WireFaults:
     sent: Counter[str] = field(default_factory=Counter)
     injected: Counter[str] = field(default_factory=Counter)
     _rules: dict[str, list[_Rule]] = field(default_factory=dict)
+    _random: random.Random = field(default_factory=lambda: random.Random(9))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.client.meta.events.unregister("before-send", botocore_stubber)
@@ -67,6 +75,22 @@ class WireFaults:
         """The request is applied by the service, but the answer never arrives (read timeout)."""
         return self._add(operation, _Rule("lose_answer", times, when=when))
 
+    def slow(
+        self,
+        operation: str,
+        seconds: tuple[float, float],
+        *,
+        times: float = float("inf"),
+        when: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> WireFaults:
+        """Each attempt's answer takes between ``seconds[0]`` and ``seconds[1]`` (seeded draws).
+
+        An answer slower than the attempt's read timeout (botocore's per-request one if set, else
+        the client's) never arrives: the request is applied, and the caller sees a read timeout
+        after exactly that timeout, as a real socket would make it.
+        """
+        return self._add(operation, _Rule("slow", times, when=when, delay=seconds))
+
     def cut_connection(self, operation: str, *, times: float = float("inf")) -> WireFaults:
         """The connection fails before the request reaches the service."""
         return self._add(operation, _Rule("cut", times))
@@ -77,11 +101,21 @@ class WireFaults:
 
     def _dispatch(self, event_name: str, request: Any, **kwargs: Any) -> AWSResponse | None:
         operation = _operation(event_name)
-        self.sent[operation] += 1
-        rule = self._active_rule(operation, request)
+        with self._lock:
+            self.sent[operation] += 1
+            rule = self._active_rule(operation, request)
+            if rule is not None:
+                self.injected[operation] += 1
+                delay = self._random.uniform(*rule.delay)
         if rule is None:
             return botocore_stubber(event_name=event_name, request=request, **kwargs)
-        self.injected[operation] += 1
+        if rule.kind == "slow":
+            timeout = request.context.get("read_timeout") or self.client.meta.config.read_timeout
+            time.sleep(min(delay, timeout))
+            answer = botocore_stubber(event_name=event_name, request=request, **kwargs)
+            if delay > timeout:
+                raise ReadTimeoutError(endpoint_url=request.url)
+            return answer
         if rule.kind == "error":
             return error_answer(request.url, rule.code, rule.status)
         if rule.kind == "lose_answer":

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from bench.hostile import SHAPES
+
 pytestmark = pytest.mark.slow  # not in `make check`; `make test` runs it
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,6 +23,7 @@ SECTIONS = [
     "3. Cold start",
     "4. Peak memory",
     "5. Dollars per million messages",
+    "6. Hostile bodies",
 ]
 
 
@@ -71,3 +74,8 @@ def test_the_quick_bench_prints_every_section_with_positive_figures(tmp_path: Pa
     # And a quick run's figures, not to be quoted, are not written where the docs quote from
     assert not results_dir.exists()
     assert "quick run" in done.stderr
+    # And every hostile shape was settled at both sizes, stored or quarantined with a reason
+    for shapes in results["hostile"].values():
+        assert set(shapes) == set(SHAPES)
+        assert all(figure["checks_ms"] > 0 and figure["settle_ms"] > 0 for figure in shapes.values())
+        assert all(figure["outcome"] for figure in shapes.values())

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any
 
 import pytest
 
-import handler
 from consumer import bootstrap
-from consumer.aws_clients import DELETE_BUDGET_MS, MAX_ATTEMPTS, SAFETY_MARGIN_MS
+from consumer.aws_clients import MAX_ATTEMPTS
 from local.lambda_runtime import sqs_event
-from tests.conftest import Invoker, Stack, failures, parse_stdout
+from tests.conftest import Invoker, Stack, failures
 from tests.faults import WireFaults, refuse
 
 
@@ -148,7 +148,7 @@ def test_a_failed_write_holds_back_the_rest_of_its_group_and_no_other(stack: Sta
     assert failures(response) == [ids["a2"], ids["a3"]]
     assert sorted(stack.items()) == ["a1", "b1", "b2"]
     assert dynamodb.sent["PutItem"] == 3 + MAX_ATTEMPTS  # a1, b1, b2 once; a2 retried; a3 never
-    [held] = out.steps("message_skipped", "a3")
+    [held] = out.steps("message_skipped", ids["a3"])  # not parsed: the key is unknown
     assert held["status"] == "warning"
     assert ids["a2"] in held["details"]["reason"]
     assert out.metrics()["BatchItemFailures"] == 2
@@ -248,39 +248,27 @@ def test_a_standard_queue_failure_holds_back_nothing_else(stack: Stack, invoke: 
     assert sorted(stack.items()) == ["s2", "s3"]
 
 
-class _ScriptedContext:
-    """Lambda's context, with the remaining time of each call scripted."""
-
-    function_name = "consumer"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:consumer"
-    aws_request_id = "request-1"
-
-    def __init__(self, *remaining_ms: int) -> None:
-        self._remaining = list(remaining_ms)
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self._remaining.pop(0) if len(self._remaining) > 1 else self._remaining[0]
-
-
-def test_a_record_is_not_started_when_too_little_time_is_left(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
-    # Given one group of three and time for only the first record
+def test_a_record_is_not_started_when_one_attempt_no_longer_fits(stack: Stack, invoke: Invoker) -> None:
+    # Given one group of three, writes that take 1.2 s each, and a 4 s function timeout (3.5 s for calls)
     for key in ["t1", "t2", "t3"]:
         stack.send({"message_id": key}, group="g1")
     event = stack.receive_event(3)
     ids = _ids(event)
-    dynamodb = WireFaults(bootstrap.clients().dynamodb)
+    dynamodb = WireFaults(bootstrap.clients().dynamodb).slow("PutItem", (1.2, 1.2))
 
-    # When the handler runs with the clock running out after the first record
-    response = handler.lambda_handler(event, _ScriptedContext(60_000, SAFETY_MARGIN_MS - 1, 60_000))
-    out = parse_stdout(capsys.readouterr().out)
+    # When the handler runs
+    started = time.monotonic()
+    response, out = invoke(event, timeout_seconds=4)
+    elapsed = time.monotonic() - started
 
-    # Then the first is stored; the rest are reported without a write attempt
-    assert failures(response) == [ids["t2"], ids["t3"]]
-    assert list(stack.items()) == ["t1"]
-    assert dynamodb.sent["PutItem"] == 1
-    assert all("safety margin" in line["details"]["reason"] for line in out.steps("message_skipped"))
-    assert stack.messages_in_queue() == 2
+    # Then two are stored; the third, with 1.1 s left (one attempt needs 1.5 s), is reported without a write
+    assert failures(response) == [ids["t3"]]
+    assert sorted(stack.items()) == ["t1", "t2"]
+    assert dynamodb.sent["PutItem"] == 2
+    [held] = out.steps("message_skipped", ids["t3"])
+    assert "one AWS call attempt needs 1500 ms" in held["details"]["reason"]
+    # And the invocation ended before Lambda's deadline
+    assert elapsed < 4
 
 
 def _redeliver(stack: Stack, event: dict[str, Any], message_ids: list[str]) -> dict[str, Any]:
@@ -293,23 +281,25 @@ def _redeliver(stack: Stack, event: dict[str, Any], message_ids: list[str]) -> d
     return stack.receive_event(len(message_ids))
 
 
-def test_near_the_deadline_the_consumer_leaves_deletes_to_lambda(
-    stack: Stack, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # Given a message stored in time, and less time left afterwards than a delete may take
+def test_near_the_deadline_the_consumer_leaves_deletes_to_lambda(stack: Stack, invoke: Invoker) -> None:
+    # Given a message whose write takes 1.2 s, under a 3 s function timeout (2.5 s for calls)
     stack.send({"message_id": "late"}, group="g1")
     event = stack.receive_event(1)
+    WireFaults(bootstrap.clients().dynamodb).slow("PutItem", (1.2, 1.2))
     sqs = WireFaults(bootstrap.clients().sqs)
 
     # When the handler runs
-    response = handler.lambda_handler(event, _ScriptedContext(60_000, DELETE_BUDGET_MS - 1))
-    out = parse_stdout(capsys.readouterr().out)
+    started = time.monotonic()
+    response, out = invoke(event, timeout_seconds=3)
+    elapsed = time.monotonic() - started
 
-    # Then the record succeeds (Lambda deletes it), and the consumer sends no delete that could outlive the invocation
+    # Then the record succeeds (Lambda deletes it), and the consumer sends no call that could outlive the invocation
     assert failures(response) == []
     assert "late" in stack.items()
-    assert sqs.sent["DeleteMessageBatch"] == 0
+    assert sqs.sent["GetQueueUrl"] == sqs.sent["DeleteMessageBatch"] == 0
     [line] = out.steps("sqs_delete_message", "late")
     assert line["status"] == "warning"
     assert "Lambda deletes it" in line["details"]["skipped"]
     assert out.metrics()["MessagesDeleted"] == 0
+    assert out.metrics()["SQSDeleteError"] == 0
+    assert elapsed < 3

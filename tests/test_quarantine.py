@@ -153,18 +153,25 @@ def test_a_forward_sqs_refuses_is_sent_again_with_the_reason_only(stack: Stack, 
     assert stack.messages_in_queue() == 0
 
 
-def test_details_quoting_a_control_character_are_escaped_for_sqs(stack: Stack, invoke: Invoker) -> None:
-    # Given a body whose offending field name holds a control character (legal in JSON, not in SQS text)
-    body = '{"message_id": "ctl", "a\\u0001b": 1E+200}'
+def test_details_point_at_the_offending_field_by_position_and_digest_never_by_name(
+    stack: Stack, invoke: Invoker
+) -> None:
+    # Given a body whose offending field name holds a control character and a card number
+    name = "card\x014111111111111111"
+    body = '{"message_id": "ctl", "card\\u00014111111111111111": 1E+200}'
     stack.send(body, group="g1")
 
     # When it is quarantined
-    response, _ = invoke(stack.receive_event(1))
+    response, out = invoke(stack.receive_event(1))
 
-    # Then the details name the field with the character escaped, and the body is unchanged
+    # Then the body is unchanged, and the details give the rule, the position and a digest of the name only
     assert failures(response) == []
     [quarantined] = stack.dlq_messages()
     assert quarantined["Body"] == body
     details = quarantined["MessageAttributes"]["quarantine_details"]["StringValue"]
-    assert "a\\u0001b" in details
-    assert "\x01" not in details
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    expected = f"a number outside DynamoDB's range 1E-130 to 1E+126 at $.#1 (depth 1; field name sha256:{digest})"
+    assert details == expected
+    # And the log line says the same
+    [parse] = out.steps("message_parse")
+    assert parse["details"]["error"] == expected

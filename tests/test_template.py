@@ -25,6 +25,7 @@ from moto import mock_aws
 
 from consumer import telemetry
 from consumer.config import Config
+from consumer.time_budget import MIN_FUNCTION_TIMEOUT_SECONDS
 from local.template_resources import DLQ_ID, FUNCTION_ID, QUEUE_ID, TABLE_ID, Deployed, deploy_local, load_template
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +48,7 @@ ALARMED_METRICS = {
     "SQSDeleteError",
     "InvalidMessages",
     "ConflictingDuplicates",
+    "FunctionTimeoutTooShort",
 }
 # The calls the consumer and the event source mapping make, by the resource they act on.
 EXPECTED_GRANTS = {
@@ -235,10 +237,11 @@ def test_the_function_timeout_leaves_room_for_the_consumers_time_budget(template
     # Given the timeout parameter
     timeout = template["Parameters"]["FunctionTimeout"]
 
-    # Then it defaults to 60 s and never goes below 30 s (a record needs 15 s left to start)
+    # Then it defaults to 60 s, and its shortest value still fits one AWS call attempt and the reserve
     assert _properties(template, FUNCTION_ID)["Timeout"] == {"Ref": "FunctionTimeout"}
     assert timeout["Default"] == 60
-    assert min(timeout["AllowedValues"]) >= 30
+    assert min(timeout["AllowedValues"]) == MIN_FUNCTION_TIMEOUT_SECONDS == 3
+    assert timeout["Default"] in timeout["AllowedValues"]
 
 
 # --- Queues -----------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ from this thread only: Powertools' metric store is not thread-safe.
 from __future__ import annotations
 
 import enum
+import sys
+import traceback
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,21 +21,28 @@ from typing import Any, Protocol
 from aws_lambda_powertools.metrics import MetricUnit
 
 from consumer import telemetry
-from consumer.aws_clients import DELETE_BUDGET_MS, SAFETY_MARGIN_MS
 from consumer.config import Config
 from consumer.dynamodb_item import build_item
 from consumer.exceptions import (
     InvalidEventError,
     InvalidMessageError,
+    OutOfTime,
     QueueLookupError,
     RecordFailure,
     StoreConfigurationError,
 )
 from consumer.message import KEY_FROM_BODY, body_sha256, parse_message
 from consumer.message_store import MessageStore, SaveOutcome
-from consumer.queue_gateway import MAX_DELETE_BATCH, QueueGateway
+from consumer.queue_gateway import MAX_DELETE_BATCH, DeleteResult, QueueGateway
 from consumer.sqs_event import SqsRecord, parse_event
 from consumer.telemetry import ERROR, INFO, SUCCESS, WARNING, log_step
+from consumer.time_budget import (
+    MIN_ATTEMPT_SECONDS,
+    MIN_FUNCTION_TIMEOUT_SECONDS,
+    RESERVE_SECONDS,
+    CallBudget,
+    Deadline,
+)
 
 
 class LambdaContextLike(Protocol):
@@ -92,36 +101,70 @@ class DeleteSummary:
     lookup_failures: int = 0
 
 
+_MIN_ATTEMPT_MS = int(MIN_ATTEMPT_SECONDS * 1000)
+_LEFT_TO_LAMBDA = "Lambda deletes it (not reported as failed)"
+
+
 class BatchConsumer:
     def __init__(
         self,
         config: Config,
         store: MessageStore,
         queues: QueueGateway,
+        budget: CallBudget,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._config = config
         self._store = store
         self._queues = queues
+        self._budget = budget
         self._clock = clock
+        self._reported_short_timeout = False
 
     def process(self, event: object, context: LambdaContextLike) -> dict[str, list[dict[str, str]]]:
+        remaining_ms = context.get_remaining_time_in_millis()
+        deadline = Deadline.from_remaining_ms(remaining_ms)
         try:
             records = parse_event(event)
         except InvalidEventError as error:
             log_step("event", "event_parse", ERROR, {"error": str(error), "hint": "nothing was processed or deleted"})
             raise
+        too_short = not deadline.allows_attempt()
+        if too_short:
+            self._report_short_timeout(remaining_ms)
         units = _ordering_units(records)
         workers = max(1, min(self._config.max_concurrency, len(units)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="group") as pool:
+        with self._budget.until(deadline), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="group") as pool:
+            # Raises ConfigurationError, naming the setting, for a table that does not fit the configuration.
+            unchecked = self._store.check_key_schema_once()
+            if unchecked is not None:
+                log_step("configuration", "dynamodb_describe_table", WARNING, {"error": unchecked})
             # Each unit parses its own records: one group's write is on the wire while others still parse.
-            by_unit = list(pool.map(lambda unit: self._run_unit(unit, context), units))
+            by_unit = list(pool.map(lambda unit: self._run_unit(unit, deadline), units))
             order = {id(record): index for index, record in enumerate(records)}
             results = sorted((result for unit in by_unit for result in unit), key=lambda r: order[id(r.record)])
-            deletes = self._delete_handled([result for result in results if result.handled], pool, context)
+            deletes = self._delete_handled([result for result in results if result.handled], pool)
         failures = [{"itemIdentifier": result.record.message_id} for result in results if not result.handled]
-        _add_metrics(results, deletes, len(failures))
+        _add_metrics(results, deletes, len(failures), too_short)
         return {"batchItemFailures": failures}
+
+    def _report_short_timeout(self, remaining_ms: int) -> None:
+        """Once per container: every invocation of this function is too short for any AWS call."""
+        if self._reported_short_timeout:
+            return
+        self._reported_short_timeout = True
+        needed_ms = int((RESERVE_SECONDS + MIN_ATTEMPT_SECONDS) * 1000)
+        details = {
+            "remaining_ms_at_start": remaining_ms,
+            "needed_ms": needed_ms,
+            "minimum_timeout_seconds": MIN_FUNCTION_TIMEOUT_SECONDS,
+            "error": f"the invocation started with {remaining_ms} ms; one AWS call attempt and the reserve need"
+            f" {needed_ms} ms: no record can be handled",
+            "hint": f"set the function's timeout to {MIN_FUNCTION_TIMEOUT_SECONDS} s or more (FunctionTimeout in"
+            " template.yaml); until then every record is reported as failed and SQS moves it to the DLQ after"
+            " maxReceiveCount deliveries",
+        }
+        log_step("function", "time_budget", ERROR, details)
 
     def _prepare(self, record: SqsRecord) -> Prepared:
         received: dict[str, Any] = {
@@ -142,9 +185,8 @@ class BatchConsumer:
             log_step(record.message_id, "message_parse", ERROR, details)
             return Prepared(record, record.message_id, digest, invalid=invalid)
         except Exception as error:  # noqa: BLE001 - a bug here must fail one record, not the batch
-            _log_unexpected(record.message_id, "message_parse")
-            failure = f"{type(error).__name__}: {error}"
-            return Prepared(record, record.message_id, body_sha256(record.body), failure=failure)
+            self._log_unexpected(record.message_id, "message_parse")
+            return Prepared(record, record.message_id, body_sha256(record.body), failure=type(error).__name__)
         log_step(
             message.key,
             "message_parse",
@@ -163,28 +205,20 @@ class BatchConsumer:
         # The message already carries its body's hash: no second pass over a body of up to 1 MiB.
         return Prepared(record, message.key, message.body_sha256, item=item, key_fallback=fallback)
 
-    def _run_unit(self, unit: Sequence[SqsRecord], context: LambdaContextLike) -> list[RecordResult]:
+    def _run_unit(self, unit: Sequence[SqsRecord], deadline: Deadline) -> list[RecordResult]:
         results: list[RecordResult] = []
         for position, record in enumerate(unit):
-            remaining = context.get_remaining_time_in_millis()
-            if remaining < SAFETY_MARGIN_MS:
-                reason = f"{remaining} ms left, below the {SAFETY_MARGIN_MS} ms safety margin"
-                return results + self._held_back(unit[position:], reason)
+            if not deadline.allows_attempt():
+                reason = (
+                    f"{deadline.remaining_ms()} ms left before the deadline; one AWS call attempt needs"
+                    f" {_MIN_ATTEMPT_MS} ms"
+                )
+                return results + _held_back(unit[position:], reason)
             result = self._handle(self._prepare(record))
             results.append(result)
             if not result.handled:
                 reason = f"an earlier record of its message group ({record.message_id}) failed"
-                return results + self._held_back(unit[position + 1 :], reason)
-        return results
-
-    def _held_back(self, records: Sequence[SqsRecord], reason: str) -> list[RecordResult]:
-        """Not attempted; still parsed, so that its log lines carry the key like every other record's."""
-        results: list[RecordResult] = []
-        for record in records:
-            prepared = self._prepare(record)
-            details = {"sqs_message_id": record.message_id, "reason": reason}
-            log_step(prepared.trace_id, "message_skipped", WARNING, details)
-            results.append(RecordResult(record, prepared.trace_id, Outcome.NOT_ATTEMPTED))
+                return results + _held_back(unit[position + 1 :], reason)
         return results
 
     def _handle(self, prepared: Prepared) -> RecordResult:
@@ -197,7 +231,7 @@ class BatchConsumer:
             assert prepared.item is not None
             return self._save(prepared, prepared.item)
         except Exception:  # noqa: BLE001 - a bug here must fail one record, not the batch
-            _log_unexpected(trace_id, "message_handle")
+            self._log_unexpected(trace_id, "message_handle")
             return RecordResult(record, trace_id, Outcome.FAILED)
 
     def _save(self, prepared: Prepared, item: dict[str, Any]) -> RecordResult:
@@ -209,7 +243,7 @@ class BatchConsumer:
             details.update(error_type=type(failure).__name__, error=str(failure))
             if isinstance(failure, StoreConfigurationError):
                 details["hint"] = "the table or the configuration is wrong, not the message; it is not quarantined"
-            log_step(trace_id, "dynamodb_save", ERROR, details)
+            log_step(trace_id, "dynamodb_save", WARNING if isinstance(failure, OutOfTime) else ERROR, details)
             return RecordResult(record, trace_id, Outcome.FAILED, error_metric=failure.metric)
         outcome = _FROM_SAVE[saved]
         if saved is SaveOutcome.SAVED_BY_LOST_ATTEMPT:
@@ -239,7 +273,7 @@ class BatchConsumer:
             log_step(
                 trace_id,
                 "message_quarantined",
-                ERROR,
+                WARNING if isinstance(failure, OutOfTime) else ERROR,
                 {**details, "error_type": type(failure).__name__, "send_error": str(failure)},
             )
             return RecordResult(record, trace_id, Outcome.FAILED, invalid=True)
@@ -251,16 +285,8 @@ class BatchConsumer:
         log_step(trace_id, "message_quarantined", SUCCESS, details)
         return RecordResult(record, trace_id, Outcome.QUARANTINED, invalid=True)
 
-    def _delete_handled(
-        self, handled: Sequence[RecordResult], pool: ThreadPoolExecutor, context: LambdaContextLike
-    ) -> DeleteSummary:
-        remaining = context.get_remaining_time_in_millis()
-        if handled and remaining < DELETE_BUDGET_MS:
-            reason = f"{remaining} ms left, below the {DELETE_BUDGET_MS} ms a delete may take; Lambda deletes it"
-            for result in handled:
-                details = {"sqs_message_id": result.record.message_id, "skipped": reason}
-                log_step(result.trace_id, "sqs_delete_message", WARNING, details)
-            return DeleteSummary()
+    def _delete_handled(self, handled: Sequence[RecordResult], pool: ThreadPoolExecutor) -> DeleteSummary:
+        """Each call is sent only if it can end before the deadline; what is not sent, Lambda deletes."""
         by_queue: dict[str, list[RecordResult]] = defaultdict(list)
         for result in handled:
             by_queue[result.record.event_source_arn].append(result)
@@ -270,6 +296,9 @@ class BatchConsumer:
             cached = self._queues.cached_queue_url(queue_arn)
             try:
                 url = cached or self._queues.queue_url(queue_arn)
+            except OutOfTime as late:
+                _left_to_lambda(results, str(late))
+                continue
             except QueueLookupError as error:
                 lookup_failures += 1
                 log_step(
@@ -284,10 +313,11 @@ class BatchConsumer:
             chunks.extend((url, results[i : i + MAX_DELETE_BATCH]) for i in range(0, len(results), MAX_DELETE_BATCH))
         deleted = failed = 0
         for chunk_results, answer in zip(
-            (results for _, results in chunks),
-            pool.map(lambda chunk: self._queues.delete(chunk[0], [r.record for r in chunk[1]]), chunks),
-            strict=True,
+            (results for _, results in chunks), pool.map(self._delete_chunk, chunks), strict=True
         ):
+            if isinstance(answer, OutOfTime):
+                _left_to_lambda(chunk_results, str(answer))
+                continue
             trace = {id(result.record): result.trace_id for result in chunk_results}
             for record in answer.deleted:
                 log_step(trace[id(record)], "sqs_delete_message", SUCCESS, {"sqs_message_id": record.message_id})
@@ -302,11 +332,45 @@ class BatchConsumer:
             failed += len(answer.failed)
         return DeleteSummary(deleted=deleted, failed=failed, lookup_failures=lookup_failures)
 
+    def _delete_chunk(self, chunk: tuple[str, list[RecordResult]]) -> DeleteResult | OutOfTime:
+        url, results = chunk
+        try:
+            return self._queues.delete(url, [result.record for result in results])
+        except OutOfTime as late:
+            return late
 
-def _log_unexpected(trace_id: str, action: str) -> None:
-    """A bug, with its traceback; the record is reported as failed and retried."""
-    extra = {"trace_id": trace_id, "action": action, "status": ERROR, "details": {"error": "unexpected exception"}}
-    telemetry.logger.exception(f"{action}: {ERROR}", extra=extra)
+    def _log_unexpected(self, trace_id: str, action: str) -> None:
+        """A bug: the record is reported as failed and retried.
+
+        The exception's message may quote the body, so unless LOG_MESSAGE_BODY is true only its
+        type and the frames of its traceback are logged.
+        """
+        details: dict[str, Any] = {"error": "unexpected exception"}
+        extra = {"trace_id": trace_id, "action": action, "status": ERROR, "details": details}
+        if self._config.log_message_body:
+            telemetry.logger.exception(f"{action}: {ERROR}", extra=extra)
+            return
+        error = sys.exc_info()[1]
+        if error is not None:
+            details["error_type"] = type(error).__name__
+            details["traceback"] = "".join(traceback.format_tb(error.__traceback__))
+        telemetry.logger.error(f"{action}: {ERROR}", extra=extra)
+
+
+def _held_back(records: Sequence[SqsRecord], reason: str) -> list[RecordResult]:
+    """Not attempted, and not parsed either: the key is unknown, so the trace_id is the SQS messageId."""
+    results: list[RecordResult] = []
+    for record in records:
+        details = {"sqs_message_id": record.message_id, "message_group_id": record.group_id, "reason": reason}
+        log_step(record.message_id, "message_skipped", WARNING, details)
+        results.append(RecordResult(record, record.message_id, Outcome.NOT_ATTEMPTED))
+    return results
+
+
+def _left_to_lambda(results: Iterable[RecordResult], reason: str) -> None:
+    for result in results:
+        details = {"sqs_message_id": result.record.message_id, "skipped": f"{reason}; {_LEFT_TO_LAMBDA}"}
+        log_step(result.trace_id, "sqs_delete_message", WARNING, details)
 
 
 def _ordering_units(records: Iterable[SqsRecord]) -> list[list[SqsRecord]]:
@@ -316,7 +380,7 @@ def _ordering_units(records: Iterable[SqsRecord]) -> list[list[SqsRecord]]:
     return list(units.values())
 
 
-def _add_metrics(results: Sequence[RecordResult], deletes: DeleteSummary, failures: int) -> None:
+def _add_metrics(results: Sequence[RecordResult], deletes: DeleteSummary, failures: int, too_short: bool) -> None:
     outcomes = Counter(result.outcome for result in results)
     errors = Counter(result.error_metric for result in results if result.error_metric)
     counts = {
@@ -332,6 +396,7 @@ def _add_metrics(results: Sequence[RecordResult], deletes: DeleteSummary, failur
         telemetry.SQS_GET_URL_ERROR: deletes.lookup_failures,
         telemetry.SQS_DELETE_ERROR: deletes.failed,
         telemetry.IDEMPOTENCY_KEY_FALLBACKS: sum(1 for result in results if result.key_fallback),
+        telemetry.FUNCTION_TIMEOUT_TOO_SHORT: int(too_short),
     }
     for name, value in counts.items():
         telemetry.metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

@@ -13,7 +13,7 @@ from consumer.batch_consumer import BatchConsumer
 from consumer.config import Config
 from consumer.message_store import MessageStore
 from consumer.queue_gateway import QueueGateway
-from consumer.telemetry import WARNING, log_step
+from consumer.time_budget import CallBudget
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 class Clients:
     dynamodb: DynamoDBClient
     sqs: SQSClient
+    budget: CallBudget
 
 
 @lru_cache(maxsize=1)
@@ -37,20 +38,21 @@ def clients() -> Clients:
     config = settings()
     session = boto3.session.Session(region_name=config.region)
     wire = client_config(config.max_concurrency)
-    return Clients(dynamodb=session.client("dynamodb", config=wire), sqs=session.client("sqs", config=wire))
+    dynamodb, sqs = session.client("dynamodb", config=wire), session.client("sqs", config=wire)
+    # Every call of these clients ends before the invocation's deadline.
+    budget = CallBudget()
+    budget.attach(dynamodb)
+    budget.attach(sqs)
+    return Clients(dynamodb=dynamodb, sqs=sqs, budget=budget)
 
 
 @lru_cache(maxsize=1)
 def batch_consumer() -> BatchConsumer:
-    """Raises ConfigurationError, naming the setting, when the table does not fit the configuration."""
     config = settings()
     aws = clients()
     store = MessageStore(aws.dynamodb, config.table_name, config.key_attribute)
-    unchecked = store.check_key_schema()
-    if unchecked is not None:
-        log_step("configuration", "dynamodb_describe_table", WARNING, {"error": unchecked})
     queues = QueueGateway(aws.sqs, dlq_url=config.dlq_url)
-    return BatchConsumer(config, store, queues)
+    return BatchConsumer(config, store, queues, aws.budget)
 
 
 def reset() -> None:

@@ -4,10 +4,17 @@ Emulators accept items that real DynamoDB refuses, and a refusal in production
 would fail the record on every delivery. So the limits are checked here and a
 message that breaks one is invalid (it goes to the dead-letter queue).
 Rules: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html
+
+One pass over the body checks every value and counts the item's size as it goes, and stops
+at the first value DynamoDB would refuse or as soon as the item is over 400 KB: the work is
+linear in the body, whatever its shape. The reason names the rule and where it was broken
+by position only (``$.#2[7]``: the third field, its eighth element), never by the body's
+own names or values, which may be personal data.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal, DecimalException
@@ -16,7 +23,7 @@ from typing import Any
 from boto3.dynamodb.types import DYNAMODB_CONTEXT
 
 from consumer.exceptions import InvalidMessageError
-from consumer.message import Message
+from consumer.message import Message, name_digest
 
 KEY_ATTRIBUTE = "message_id"
 METADATA_ATTRIBUTE = "_meta"
@@ -29,6 +36,10 @@ MAX_NAME_BYTES = 65535
 # DynamoDB numbers: 1E-130 <= |n| < 1E+126, i.e. the adjusted exponent stays in this range.
 MIN_ADJUSTED_EXPONENT = -130
 MAX_ADJUSTED_EXPONENT = 125
+# boto3 sends a number through a context of precision 38 and Emin -128: at most 38 digits and
+# an adjusted exponent from -128 up go as written, without a trial conversion.
+_BOTO3_MIN_ADJUSTED_EXPONENT = DYNAMODB_CONTEXT.Emin
+_ZERO = Decimal(0)
 
 
 def build_item(
@@ -36,27 +47,30 @@ def build_item(
 ) -> dict[str, Any]:
     """The body's top-level fields unchanged, plus the key, the metadata map and the TTL."""
     _check_reserved_fields(message, key_attribute)
-    _check_names(message.fields, "the body")
-    # A body field named like the key attribute holds the key itself (checked above): it is stored
-    # as the key's string, so a long integer there is not a number DynamoDB must hold.
-    item: dict[str, Any] = {
-        name: _checked(value, name, depth=1) for name, value in message.fields.items() if name != key_attribute
-    }
-    item[key_attribute] = message.key
-    item[METADATA_ATTRIBUTE] = _metadata(message, processed_at)
+    ours: dict[str, Any] = {key_attribute: message.key, METADATA_ATTRIBUTE: _metadata(message, processed_at)}
     if ttl_days is not None:
-        item[TTL_ATTRIBUTE] = int((processed_at + timedelta(days=ttl_days)).timestamp())
-    size = item_size(item)
-    if size > MAX_ITEM_BYTES:
-        raise InvalidMessageError(
-            "item_too_large", f"the item would be {size} bytes; DynamoDB's limit is {MAX_ITEM_BYTES}"
-        )
+        ours[TTL_ATTRIBUTE] = int((processed_at + timedelta(days=ttl_days)).timestamp())
+    checker = _Checker(limit=MAX_ITEM_BYTES)
+    try:
+        # The consumer's own attributes first: the body's fields then have what is left.
+        checker.attributes(ours)
+        # A body field named like the key attribute holds the key itself (checked above): the key's
+        # string replaces it, so a long integer there is not a number DynamoDB must hold.
+        item = checker.attributes(message.fields, skip=key_attribute)
+    except _Refused as refused:
+        raise refused.invalid() from None
+    item.update(ours)
     return item
 
 
 def item_size(item: Mapping[str, Any]) -> int:
     """Bytes as DynamoDB counts them: names and values, 3 bytes per list or map, 1 per element."""
-    return sum(_name_size(name) + _value_size(value) for name, value in item.items())
+    checker = _Checker(limit=sys.maxsize)
+    try:
+        checker.attributes(item)
+    except _Refused as refused:
+        raise refused.invalid() from None
+    return checker.size
 
 
 def _metadata(message: Message, processed_at: datetime) -> dict[str, Any]:
@@ -100,46 +114,156 @@ def _check_reserved_fields(message: Message, key_attribute: str) -> None:
         )
 
 
-def _checked(value: Any, path: str, depth: int) -> Any:
-    """The value as it will be stored; raises for what DynamoDB would refuse."""
-    if isinstance(value, Decimal):
-        return _checked_number(value, path)
-    if isinstance(value, dict | list) and depth > MAX_DEPTH:
-        raise InvalidMessageError("too_deep", f"{path} is nested deeper than DynamoDB's {MAX_DEPTH} levels")
-    if isinstance(value, dict):
-        _check_names(value, path)
-        return {name: _checked(inner, f"{path}.{name}", depth + 1) for name, inner in value.items()}
-    if isinstance(value, list):
-        return [_checked(inner, f"{path}[{index}]", depth + 1) for index, inner in enumerate(value)]
-    return value
+class _Refused(Exception):
+    """A value DynamoDB would refuse; the path to it is collected on the way out, only then."""
+
+    def __init__(self, reason: str, what: str, *, where: bool = True) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.what = what
+        self.where = where
+        self.steps: list[tuple[Mapping[str, Any] | list[Any], object]] = []  # innermost first
+
+    def invalid(self) -> InvalidMessageError:
+        if not self.where:
+            return InvalidMessageError(self.reason, self.what)
+        path, innermost_name = "$", None
+        for container, key in reversed(self.steps):
+            if isinstance(container, list):
+                path += f"[{key}]"
+            else:
+                path += f".#{_position(container, key)}"
+                innermost_name = key
+        details = f"{self.what} at {path} (depth {len(self.steps)}"
+        if isinstance(innermost_name, str):
+            details += f"; field name {name_digest(innermost_name)}"
+        return InvalidMessageError(self.reason, details + ")")
 
 
-def _check_names(fields: Mapping[str, Any], path: str) -> None:
-    for name in fields:
-        if not name:
-            raise InvalidMessageError("invalid_attribute_name", f"{path} has an empty field name")
-        if _utf8_size(name) > MAX_NAME_BYTES:
-            raise InvalidMessageError("invalid_attribute_name", f"{path} has a field name over {MAX_NAME_BYTES} bytes")
+def _position(fields: Mapping[str, Any], name: object) -> int:
+    return next(index for index, candidate in enumerate(fields) if candidate == name)
 
 
-def _checked_number(number: Decimal, path: str) -> Decimal:
-    if number.is_zero():
-        # 0E-200 is zero, but boto3 cannot send its exponent: store the plain zero DynamoDB keeps anyway.
-        return Decimal(0)
-    trimmed = _trimmed(number)
-    digits = len(trimmed.as_tuple().digits)
-    if digits > MAX_SIGNIFICANT_DIGITS:
-        raise InvalidMessageError(
-            "number_out_of_range", f"{path} has {digits} significant digits; DynamoDB keeps {MAX_SIGNIFICANT_DIGITS}"
-        )
-    if not MIN_ADJUSTED_EXPONENT <= trimmed.adjusted() <= MAX_ADJUSTED_EXPONENT:
-        raise InvalidMessageError("number_out_of_range", f"{path} is outside DynamoDB's range 1E-130 to 1E+126")
-    # Stored as written when boto3 can send that exactly; else without its trailing zeros (the same
-    # value, as DynamoDB keeps it anyway); else (38 digits at the bottom of the range) never.
-    for candidate in (number, trimmed):
-        if _sendable(candidate):
-            return candidate
-    raise InvalidMessageError("number_out_of_range", f"{path} cannot be sent to DynamoDB exactly")
+class _Checker:
+    """Each value as it will be stored, checked against DynamoDB's rules; the item's size so far."""
+
+    def __init__(self, limit: int) -> None:
+        self.size = 0
+        self._limit = limit
+
+    def attributes(self, fields: Mapping[str, Any], skip: str | None = None) -> dict[str, Any]:
+        """Top-level attributes: their names and values, with no per-element byte."""
+        stored: dict[str, Any] = {}
+        name = None
+        try:
+            for name, value in fields.items():
+                if name == skip:
+                    continue
+                self.size += _name_size(name)
+                stored[name] = self._value(value, 1)
+                self._check_size()
+        except _Refused as refused:
+            refused.steps.append((fields, name))
+            raise
+        return stored
+
+    def _value(self, value: Any, depth: int) -> Any:
+        kind = type(value)
+        if kind is str:
+            self.size += _utf8_size(value)
+            return value
+        if kind is Decimal:
+            return self._number(value)
+        if kind is dict:
+            return self._map(value, depth)
+        if kind is list:
+            return self._list(value, depth)
+        if value is None or kind is bool:
+            self.size += 1
+            return value
+        if kind is int:
+            self._number(Decimal(value))
+            return value
+        raise TypeError(f"unexpected {kind.__name__} in a DynamoDB item")
+
+    def _map(self, fields: dict[str, Any], depth: int) -> dict[str, Any]:
+        if depth > MAX_DEPTH:
+            raise _Refused("too_deep", f"a map nested deeper than DynamoDB's {MAX_DEPTH} levels")
+        self.size += 3 + len(fields)
+        self._check_size()
+        stored: dict[str, Any] = {}
+        name = None
+        try:
+            for name, inner in fields.items():
+                self.size += _name_size(name)
+                stored[name] = self._value(inner, depth + 1)
+                self._check_size()
+        except _Refused as refused:
+            refused.steps.append((fields, name))
+            raise
+        return stored
+
+    def _list(self, values: list[Any], depth: int) -> list[Any]:
+        if depth > MAX_DEPTH:
+            raise _Refused("too_deep", f"a list nested deeper than DynamoDB's {MAX_DEPTH} levels")
+        self.size += 3 + len(values)
+        self._check_size()
+        stored: list[Any] = []
+        index = 0
+        try:
+            for index, inner in enumerate(values):  # noqa: B007 - the except clause reads it
+                stored.append(self._value(inner, depth + 1))
+                self._check_size()
+        except _Refused as refused:
+            refused.steps.append((values, index))
+            raise
+        return stored
+
+    def _check_size(self) -> None:
+        if self.size > self._limit:
+            raise _Refused(
+                "item_too_large",
+                f"the item would be {self.size} bytes or more; DynamoDB's limit is {self._limit}",
+                where=False,
+            )
+
+    def _number(self, number: Decimal) -> Decimal:
+        sign, digits, exponent = number.as_tuple()
+        assert isinstance(exponent, int)  # finite: JSON has no NaN or Infinity, and they are refused earlier
+        count = significant = len(digits)
+        if digits[-1] == 0:
+            if number.is_zero():
+                # 0E-200 is zero, but boto3 cannot send its exponent: store the plain zero DynamoDB keeps anyway.
+                self.size += 2
+                return _ZERO
+            significant = len(bytes(digits).rstrip(b"\0"))
+        if significant > MAX_SIGNIFICANT_DIGITS:
+            raise _Refused(
+                "number_out_of_range",
+                f"a number of {significant} significant digits (DynamoDB keeps {MAX_SIGNIFICANT_DIGITS})",
+            )
+        adjusted = exponent + count - 1
+        if not MIN_ADJUSTED_EXPONENT <= adjusted <= MAX_ADJUSTED_EXPONENT:
+            raise _Refused("number_out_of_range", "a number outside DynamoDB's range 1E-130 to 1E+126")
+        self.size += (significant + 1) // 2 + 1 + sign
+        if count <= MAX_SIGNIFICANT_DIGITS and adjusted >= _BOTO3_MIN_ADJUSTED_EXPONENT:
+            return number
+        # Stored as written when boto3 can send that exactly; else without its trailing zeros (the same
+        # value, as DynamoDB keeps it anyway); else (38 digits at the bottom of the range) never.
+        trimmed = Decimal((sign, digits[:significant], exponent + count - significant))
+        for candidate in (number, trimmed):
+            if _sendable(candidate):
+                return candidate
+        raise _Refused("number_out_of_range", "a number boto3 cannot send to DynamoDB exactly")
+
+
+def _name_size(name: str) -> int:
+    size = _utf8_size(name)
+    if not size:
+        raise _Refused("invalid_attribute_name", "an empty field name")
+    if size > MAX_NAME_BYTES:
+        raise _Refused("invalid_attribute_name", f"a field name of {size} bytes (DynamoDB's limit is {MAX_NAME_BYTES})")
+    return size
 
 
 def _sendable(number: Decimal) -> bool:
@@ -151,43 +275,10 @@ def _sendable(number: Decimal) -> bool:
     return True
 
 
-def _trimmed(number: Decimal) -> Decimal:
-    """The same value without trailing zeros, built exactly: no decimal context, so no rounding."""
-    sign, digits, exponent = number.as_tuple()
-    assert isinstance(exponent, int)  # finite: JSON has no NaN or Infinity, and they are refused earlier
-    kept = len(digits)
-    while kept > 1 and digits[kept - 1] == 0:
-        kept -= 1
-    return Decimal((sign, digits[:kept], exponent + len(digits) - kept))
-
-
-def _name_size(name: str) -> int:
-    return _utf8_size(name)
-
-
-def _value_size(value: Any) -> int:
-    if isinstance(value, str):
-        return _utf8_size(value)
-    if isinstance(value, bool) or value is None:
-        return 1
-    if isinstance(value, Decimal | int):
-        return _number_size(Decimal(value))
-    if isinstance(value, dict):
-        return 3 + sum(1 + _name_size(name) + _value_size(inner) for name, inner in value.items())
-    if isinstance(value, list):
-        return 3 + sum(1 + _value_size(inner) for inner in value)
-    raise TypeError(f"unexpected {type(value).__name__} in a DynamoDB item")
-
-
-def _number_size(number: Decimal) -> int:
-    digits = 1 if number.is_zero() else len(_trimmed(number).as_tuple().digits)
-    return (digits + 1) // 2 + 1 + (1 if number.is_signed() else 0)
-
-
 def _utf8_size(text: str) -> int:
+    if text.isascii():
+        return len(text)
     try:
         return len(text.encode("utf-8"))
     except UnicodeEncodeError:
-        raise InvalidMessageError(
-            "invalid_unicode", "a string holds a lone surrogate, which is not valid UTF-8"
-        ) from None
+        raise _Refused("invalid_unicode", "a string holding a lone surrogate, which is not valid UTF-8") from None

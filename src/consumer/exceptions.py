@@ -42,6 +42,10 @@ class StoreConfigurationError(DynamoDBSaveError):
     """DynamoDB refused the request itself (table or configuration is wrong, not the message)."""
 
 
+class OutOfTime(RecordFailure):
+    """An AWS call was not sent: it could not end before the invocation's deadline."""
+
+
 class QuarantineError(RecordFailure):
     """An invalid message could not be sent to the dead-letter queue."""
 

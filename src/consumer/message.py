@@ -1,7 +1,10 @@
 """An SQS record's body becomes a ``Message``: exact JSON, an idempotency key, a hash.
 
 Anything that can never be stored raises ``InvalidMessageError`` with a stable
-reason code; the record then goes to the dead-letter queue unchanged.
+reason code; the record then goes to the dead-letter queue unchanged. Its details
+go to the logs and to the dead-letter queue's ``quarantine_details``: they say which
+rule was broken and where (a position, a depth, a digest of a field name), never a
+name or a value from the body.
 """
 
 from __future__ import annotations
@@ -11,12 +14,12 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 import jmespath
 from jmespath import functions as jmespath_functions
-from jmespath.exceptions import JMESPathError
+from jmespath.exceptions import JMESPathError, JMESPathTypeError
 from jmespath.parser import ParsedResult
 
 from consumer.exceptions import InvalidMessageError
@@ -43,6 +46,11 @@ def body_sha256(body: str) -> str:
     return hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def name_digest(name: str) -> str:
+    """A field name as details may show it: the first 8 hex digits of its SHA-256, not the name."""
+    return "sha256:" + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+
 def parse_message(record: SqsRecord, key_path: ParsedResult) -> Message:
     fields = _parse_json_object(record.body)
     key, source = _idempotency_key(record, fields, key_path)
@@ -61,7 +69,16 @@ def _parse_json_object(body: str) -> dict[str, Any]:
         )
     except RecursionError:
         raise InvalidMessageError("too_deep", "JSON nesting is deeper than the parser allows") from None
-    except ValueError as error:
+    except InvalidOperation:
+        # Decimal refuses an exponent of 10**18 or more; JSON allows any.
+        raise InvalidMessageError(
+            "number_out_of_range", "a number's exponent is beyond what a decimal can hold (10**18 or more)"
+        ) from None
+    except json.JSONDecodeError as error:
+        # The message proper ("Expecting ',' delimiter"), not anything after it that could quote the body.
+        where = f"line {error.lineno} column {error.colno} (char {error.pos})"
+        raise InvalidMessageError("invalid_json", f"{error.msg.split(':')[0]}: {where}") from None
+    except ValueError as error:  # our own hooks', below: their texts quote nothing from the body
         raise InvalidMessageError("invalid_json", str(error)) from None
     if not isinstance(value, dict):
         raise InvalidMessageError("not_an_object", f"the JSON body is {_json_type(value)}, not an object")
@@ -75,10 +92,14 @@ def _reject_constant(name: str) -> Decimal:
 def _unique_fields(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     fields = dict(pairs)
     if len(fields) != len(pairs):
-        names = [name for name, _ in pairs]
-        twice = next(name for name in names if names.count(name) > 1)
         # An ambiguous body must not be half-stored: which value would win is a parser detail.
-        raise ValueError(f"field {twice!r} appears more than once in one object")
+        seen: set[str] = set()
+        for position, (name, _) in enumerate(pairs):
+            if name in seen:
+                raise ValueError(
+                    f"field #{position} of an object repeats an earlier field's name ({name_digest(name)})"
+                )
+            seen.add(name)
     return fields
 
 
@@ -144,12 +165,22 @@ def _idempotency_key(record: SqsRecord, fields: dict[str, Any], key_path: Parsed
     try:
         value = key_path.search(fields, options=_SEARCH_OPTIONS)
     except JMESPathError as error:
-        raise InvalidMessageError("invalid_key", f"idempotency key expression failed: {error}") from None
+        raise InvalidMessageError(
+            "invalid_key", f"idempotency key expression failed: {_jmespath_error(error)}"
+        ) from None
     if value is None:
         if record.deduplication_id:
             return record.deduplication_id, KEY_FROM_DEDUPLICATION_ID
         return record.message_id, KEY_FROM_MESSAGE_ID
     return _key_text(value), KEY_FROM_BODY
+
+
+def _jmespath_error(error: JMESPathError) -> str:
+    """The error without the body value a type error quotes; other runtime errors quote the expression."""
+    if isinstance(error, JMESPathTypeError):
+        expected = " or ".join(error.expected_types)
+        return f"{error.function_name}() takes {expected}, the body has {error.actual_type} there"
+    return str(error)
 
 
 def _key_text(value: object) -> str:

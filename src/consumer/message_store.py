@@ -11,7 +11,13 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from consumer.dynamodb_item import KEY_ATTRIBUTE, METADATA_ATTRIBUTE
-from consumer.exceptions import ConfigurationError, DynamoDBCheckError, DynamoDBSaveError, StoreConfigurationError
+from consumer.exceptions import (
+    ConfigurationError,
+    DynamoDBCheckError,
+    DynamoDBSaveError,
+    OutOfTime,
+    StoreConfigurationError,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -33,6 +39,7 @@ class MessageStore:
         self._client = client
         self._table_name = table_name
         self._key_attribute = key_attribute
+        self._schema_checked = False
         self._serializer = TypeSerializer()
         self._deserializer = TypeDeserializer()
 
@@ -44,23 +51,30 @@ class MessageStore:
     def _where(self) -> str:
         return f"table {self._table_name!r} in {self._client.meta.region_name}"
 
-    def check_key_schema(self) -> str | None:
+    def check_key_schema_once(self) -> str | None:
         """Refuse a table whose key is not DYNAMO_KEY_ATTRIBUTE; returns why it could not look, if so.
 
-        Checked once per container: a write to a table keyed by another of the body's fields would
-        succeed, and silently deduplicate on the wrong field.
+        Once per container: a write to a table keyed by another of the body's fields would succeed,
+        and silently deduplicate on the wrong field. With no time left it looks on the next invocation.
         """
+        if self._schema_checked:
+            return None
         try:
             table = self._client.describe_table(TableName=self._table_name)["Table"]
+        except OutOfTime as late:
+            return f"DescribeTable on {self._where} not sent ({late}); it is checked on the next invocation"
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
             if code == "ResourceNotFoundException":
                 raise ConfigurationError(
                     f"DYNAMO_TABLE: there is no {self._where}: set DYNAMO_TABLE (and REGION) to the stack's table"
                 ) from error
+            self._schema_checked = True
             return f"DescribeTable on {self._where} failed ({code}); the first write will tell"
         except BotoCoreError as error:
+            self._schema_checked = True
             return f"DescribeTable on {self._where} failed ({type(error).__name__}); the first write will tell"
+        self._schema_checked = True
         schema = [(key["AttributeName"], key["KeyType"]) for key in table.get("KeySchema", [])]
         types = {a["AttributeName"]: a["AttributeType"] for a in table.get("AttributeDefinitions", [])}
         if schema != [(self._key_attribute, "HASH")] or types.get(self._key_attribute) != "S":

@@ -26,6 +26,7 @@ SQS_GET_URL_ERROR = "SQSGetURLError"
 SQS_DELETE_ERROR = "SQSDeleteError"
 # Saved or duplicate records keyed by MessageDeduplicationId or messageId: the key path found nothing.
 IDEMPOTENCY_KEY_FALLBACKS = "IdempotencyKeyFallbacks"
+FUNCTION_TIMEOUT_TOO_SHORT = "FunctionTimeoutTooShort"
 METRIC_NAMES = (
     MESSAGES_SAVED,
     DUPLICATE_MESSAGES,
@@ -39,6 +40,7 @@ METRIC_NAMES = (
     SQS_GET_URL_ERROR,
     SQS_DELETE_ERROR,
     IDEMPOTENCY_KEY_FALLBACKS,
+    FUNCTION_TIMEOUT_TOO_SHORT,
 )
 
 INFO = "info"
