@@ -59,8 +59,9 @@ class HandlerOutput(io.TextIOBase):
         elif "action" in parsed:
             step = (str(parsed["action"]), str(parsed.get("status", "")))
             self.steps[step] += 1
-            if step == ("message_quarantined", "success"):
-                self.quarantined.add(str(parsed.get("trace_id")))
+            details = parsed.get("details") or {}
+            if step[0] == "message_outcome" and details.get("outcome") == "quarantined":
+                self.quarantined.add(str(details.get("sqs_message_id")))
 
 
 def emf_metrics(blob: Mapping[str, Any]) -> dict[str, float]:

@@ -349,7 +349,7 @@ def _settled_logs(clients: Clients, settings: FunctionSettings, sent: Sequence[O
         received = {
             str(step.get("details", {}).get("sqs_message_id"))
             for step in view.steps()
-            if step.get("action") == "message_received"
+            if step.get("action") == "message_outcome"
         }
         return wanted <= received and view.metric_blobs() >= len(view.invocations)
 

@@ -169,17 +169,17 @@ def _order(sent: Sequence[Outgoing], items: Mapping[str, Mapping[str, Any]], log
     position = {message.sqs_message_id: message for message in valid}
     saved: dict[str, list[int]] = defaultdict(list)
     for step in logs.steps():
-        if (step.get("action"), step.get("status")) == ("dynamodb_save", "success"):
+        if step.get("action") == "message_outcome" and step.get("details", {}).get("outcome") == "saved":
             found = position.get(str(step.get("details", {}).get("sqs_message_id")))
             if found is not None:
                 saved[found.group].append(found.sent_index)
     for group, indexes in sorted(saved.items()):
         if indexes != sorted(indexes):
-            problems.append(f"{group}: save log lines not in the order sent")
+            problems.append(f"{group}: saved outcome lines not in the order sent")
     return Check(
         not problems,
         f"per-group order kept in {len(by_group)} groups: sequence numbers, processed_at and the "
-        "function's save log lines follow the order sent",
+        "function's saved outcome lines follow the order sent",
         tuple(problems),
     )
 
@@ -188,16 +188,16 @@ def _received_once(sent: Sequence[Outgoing], logs: LogView) -> Check:
     received = Counter(
         str(step.get("details", {}).get("sqs_message_id"))
         for step in logs.steps()
-        if step.get("action") == "message_received"
+        if step.get("action") == "message_outcome"
     )
     problems = [
-        f"SQS message {message.sqs_message_id} received {received[message.sqs_message_id]} times"
+        f"SQS message {message.sqs_message_id} has {received[message.sqs_message_id]} outcome lines"
         for message in sent
         if received[message.sqs_message_id] != 1
     ]
     return Check(
         not problems,
-        f"the function logged each of the {len(sent)} messages as received exactly once (no redelivery)",
+        f"the function logged one outcome line for each of the {len(sent)} messages (no redelivery)",
         tuple(problems),
     )
 

@@ -7,10 +7,10 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from consumer.bootstrap import batch_consumer
-from consumer.telemetry import logger, metrics
+from consumer.telemetry import log_invocation, metrics
 
 
-@logger.inject_lambda_context(clear_state=True)
+@log_invocation
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, list[dict[str, str]]]:
     return batch_consumer().process(event, context)

@@ -79,7 +79,13 @@ def fresh_container(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     telemetry.metrics.clear_metrics()
     cold_start.is_cold_start = True
     powertools_logger.is_cold_start = True
+    telemetry.container.cold_start = True
+    # Every step's line, as POWERTOOLS_LOG_LEVEL=DEBUG prints them: most tests follow a record step by step.
+    # Tests of what INFO shows (one line per record) set the level themselves.
+    level = telemetry.logger.log_level
+    telemetry.logger.setLevel("DEBUG")
     yield
+    telemetry.logger.setLevel(level)
     bootstrap.reset()
     telemetry.metrics.clear_metrics()
 

@@ -100,10 +100,17 @@ def _dlq(sent: list[Outgoing]) -> list[DlqMessage]:
     ]
 
 
-def _step(message: Outgoing, action: str, status: str) -> str:
-    details = {"sqs_message_id": message.sqs_message_id}
+def _outcome(message: Outgoing, outcome: str | None = None) -> str:
+    """The line the function leaves at INFO for a record."""
+    outcome = outcome or {VALID: "saved", INVALID: "quarantined"}.get(message.kind, "duplicate")
+    details = {"outcome": outcome, "sqs_message_id": message.sqs_message_id}
     return json.dumps(
-        {"trace_id": message.key or message.sqs_message_id, "action": action, "status": status, "details": details}
+        {
+            "trace_id": message.key or message.sqs_message_id,
+            "action": "message_outcome",
+            "status": "success",
+            "details": details,
+        }
     )
 
 
@@ -114,10 +121,7 @@ def _emf(values: dict[str, int]) -> str:
 
 def _logs(sent: list[Outgoing]) -> LogView:
     lines = ["START RequestId: r1 Version: $LATEST"]
-    for message in sent:
-        lines.append(_step(message, "message_received", "info"))
-        if message.kind == VALID:
-            lines.append(_step(message, "dynamodb_save", "success"))
+    lines += [_outcome(message) for message in sent]
     lines += [_emf(expected_metrics(sent)), "END RequestId: r1", "REPORT RequestId: r1\tDuration: 5 ms"]
     return LogView([lines])
 
@@ -160,7 +164,7 @@ def test_each_check_fails_when_the_run_breaks_what_it_checks(spoil: str, failing
     if spoil == "lost_item":
         del items[str(valid[0].key)]
         logs = _logs([m for m in sent if m is not valid[0]])
-        logs.invocations[0].insert(1, _step(valid[0], "message_received", "info"))
+        logs.invocations[0].insert(1, _outcome(valid[0]))
     elif spoil == "item_from_duplicate":
         duplicate = next(m for m in sent if m.kind != VALID and m.key)
         items[str(duplicate.key)]["_meta"]["sqs_message_id"] = duplicate.sqs_message_id
@@ -174,7 +178,7 @@ def test_each_check_fails_when_the_run_breaks_what_it_checks(spoil: str, failing
         one, two = (items[str(m.key)]["_meta"] for m in first_of_group)
         one["sequence_number"], two["sequence_number"] = two["sequence_number"], one["sequence_number"]
     elif spoil == "received_twice":
-        logs.invocations.append([_step(valid[0], "message_received", "info")])
+        logs.invocations.append([_outcome(valid[0], "duplicate")])
     elif spoil == "traceback_logged":
         logs.invocations[0].insert(1, "Traceback (most recent call last):")
 

@@ -146,21 +146,17 @@ def _event_of_item_size(stack: Stack, key: str, target: int) -> tuple[dict[str, 
     """A received message whose item would be exactly ``target`` bytes.
 
     The item grows by one byte per padding character (the body's hash has a fixed length), so
-    its size is the size with no padding, for the record as received, plus the padding. Only the
-    SentTimestamp varies between sends (DynamoDB trims its trailing zeros): measure and resend.
+    its size is the size with no padding, for the record as received, plus the padding. What is
+    received (its SentTimestamp, whose trailing zeros DynamoDB trims) is only known after the
+    receive: the event then carries the body padded to size, as SQS would have delivered it.
     """
-    padding = target - 437  # a first guess: the key, the field names and _meta take about 437 bytes
-    for _ in range(5):
-        body = _padded(key, padding)
-        stack.send(body, group="big", dedup=f"{key}-{padding}")
-        event = stack.receive_event(1)
-        (record,) = parse_event(event)
-        size = _item_bytes(replace(record, body=_padded(key, 0))) + padding
-        if size == target:
-            return event, body
-        stack.sqs.delete_message(QueueUrl=stack.deployed.queue_url, ReceiptHandle=event["Records"][0]["receiptHandle"])
-        padding += target - size
-    raise AssertionError(f"no item of exactly {target} bytes after 5 tries")
+    stack.send(_padded(key, target - 437), group="big", dedup=key)
+    event = stack.receive_event(1)
+    (record,) = parse_event(event)
+    padding = target - _item_bytes(replace(record, body=_padded(key, 0)))
+    body = _padded(key, padding)
+    event["Records"][0]["body"] = body
+    return event, body
 
 
 class _DynamoDBAcceptingPutItem:

@@ -14,7 +14,7 @@ import traceback
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -35,7 +35,7 @@ from consumer.message import KEY_FROM_BODY, body_sha256, parse_message
 from consumer.message_store import MessageStore, SaveOutcome
 from consumer.queue_gateway import MAX_DELETE_BATCH, DeleteResult, QueueGateway
 from consumer.sqs_event import SqsRecord, parse_event
-from consumer.telemetry import ERROR, INFO, SUCCESS, WARNING, log_step
+from consumer.telemetry import ERROR, INFO, SUCCESS, WARNING, log_outcome, log_step
 from consumer.time_budget import (
     MIN_ATTEMPT_SECONDS,
     MIN_FUNCTION_TIMEOUT_SECONDS,
@@ -88,6 +88,8 @@ class RecordResult:
     error_metric: str | None = None
     invalid: bool = False
     key_fallback: bool = False
+    # Why it is not saved: a quarantine reason, what held it back, or the error that failed it.
+    note: str | None = None
 
     @property
     def handled(self) -> bool:
@@ -99,6 +101,20 @@ class DeleteSummary:
     deleted: int = 0
     failed: int = 0
     lookup_failures: int = 0
+    # What became of each handled record's delete, by id() of its record.
+    by_record: dict[int, str] = field(default_factory=dict)
+
+
+# The outcome line's status, whose level follows it: only the happy paths are INFO.
+_OUTCOME_STATUS = {
+    Outcome.SAVED: SUCCESS,
+    Outcome.DUPLICATE: INFO,
+    Outcome.CONFLICTING_DUPLICATE: WARNING,
+    Outcome.QUARANTINED: WARNING,
+    Outcome.FAILED: ERROR,
+    Outcome.NOT_ATTEMPTED: WARNING,
+}
+_OUTCOME_NAME = {**{outcome: outcome.value for outcome in Outcome}, Outcome.NOT_ATTEMPTED: "held_back"}
 
 
 _MIN_ATTEMPT_MS = int(MIN_ATTEMPT_SECONDS * 1000)
@@ -144,6 +160,7 @@ class BatchConsumer:
             order = {id(record): index for index, record in enumerate(records)}
             results = sorted((result for unit in by_unit for result in unit), key=lambda r: order[id(r.record)])
             deletes = self._delete_handled([result for result in results if result.handled], pool)
+        _log_outcomes(results, deletes)
         failures = [{"itemIdentifier": result.record.message_id} for result in results if not result.handled]
         _add_metrics(results, deletes, len(failures), too_short)
         return {"batchItemFailures": failures}
@@ -225,14 +242,14 @@ class BatchConsumer:
         record, trace_id = prepared.record, prepared.trace_id
         try:
             if prepared.failure is not None:
-                return RecordResult(record, trace_id, Outcome.FAILED)
+                return RecordResult(record, trace_id, Outcome.FAILED, note=prepared.failure)
             if prepared.invalid is not None:
                 return self._quarantine(prepared, prepared.invalid)
             assert prepared.item is not None
             return self._save(prepared, prepared.item)
         except Exception:  # noqa: BLE001 - a bug here must fail one record, not the batch
             self._log_unexpected(trace_id, "message_handle")
-            return RecordResult(record, trace_id, Outcome.FAILED)
+            return RecordResult(record, trace_id, Outcome.FAILED, note="unexpected exception")
 
     def _save(self, prepared: Prepared, item: dict[str, Any]) -> RecordResult:
         record, trace_id = prepared.record, prepared.trace_id
@@ -244,7 +261,9 @@ class BatchConsumer:
             if isinstance(failure, StoreConfigurationError):
                 details["hint"] = "the table or the configuration is wrong, not the message; it is not quarantined"
             log_step(trace_id, "dynamodb_save", WARNING if isinstance(failure, OutOfTime) else ERROR, details)
-            return RecordResult(record, trace_id, Outcome.FAILED, error_metric=failure.metric)
+            return RecordResult(
+                record, trace_id, Outcome.FAILED, error_metric=failure.metric, note=type(failure).__name__
+            )
         outcome = _FROM_SAVE[saved]
         if saved is SaveOutcome.SAVED_BY_LOST_ATTEMPT:
             details["result"] = "an attempt whose answer was lost wrote it; the retry found it"
@@ -276,14 +295,14 @@ class BatchConsumer:
                 WARNING if isinstance(failure, OutOfTime) else ERROR,
                 {**details, "error_type": type(failure).__name__, "send_error": str(failure)},
             )
-            return RecordResult(record, trace_id, Outcome.FAILED, invalid=True)
+            return RecordResult(record, trace_id, Outcome.FAILED, invalid=True, note=type(failure).__name__)
         details.update(dlq_url=quarantined.dlq_url, dlq_message_id=quarantined.dlq_message_id)
         if quarantined.dropped_attributes:
             details["attributes_not_carried"] = list(quarantined.dropped_attributes)
         if quarantined.reason_only:
             details["sent_with"] = "the reason only: SQS refused the message with all its attributes"
         log_step(trace_id, "message_quarantined", SUCCESS, details)
-        return RecordResult(record, trace_id, Outcome.QUARANTINED, invalid=True)
+        return RecordResult(record, trace_id, Outcome.QUARANTINED, invalid=True, note=invalid.reason)
 
     def _delete_handled(self, handled: Sequence[RecordResult], pool: ThreadPoolExecutor) -> DeleteSummary:
         """Each call is sent only if it can end before the deadline; what is not sent, Lambda deletes."""
@@ -292,15 +311,17 @@ class BatchConsumer:
             by_queue[result.record.event_source_arn].append(result)
         chunks: list[tuple[str, list[RecordResult]]] = []
         lookup_failures = 0
+        fate: dict[int, str] = {}
         for queue_arn, results in by_queue.items():
             cached = self._queues.cached_queue_url(queue_arn)
             try:
                 url = cached or self._queues.queue_url(queue_arn)
             except OutOfTime as late:
-                _left_to_lambda(results, str(late))
+                _left_to_lambda(results, str(late), fate)
                 continue
             except QueueLookupError as error:
                 lookup_failures += 1
+                fate.update((id(result.record), "lookup_failed") for result in results)
                 log_step(
                     queue_arn,
                     "sqs_get_url",
@@ -316,9 +337,11 @@ class BatchConsumer:
             (results for _, results in chunks), pool.map(self._delete_chunk, chunks), strict=True
         ):
             if isinstance(answer, OutOfTime):
-                _left_to_lambda(chunk_results, str(answer))
+                _left_to_lambda(chunk_results, str(answer), fate)
                 continue
             trace = {id(result.record): result.trace_id for result in chunk_results}
+            fate.update((id(record), "deleted") for record in answer.deleted)
+            fate.update((id(record), "delete_failed") for record, _ in answer.failed)
             for record in answer.deleted:
                 log_step(trace[id(record)], "sqs_delete_message", SUCCESS, {"sqs_message_id": record.message_id})
             for record, reason in answer.failed:
@@ -330,7 +353,7 @@ class BatchConsumer:
                 )
             deleted += len(answer.deleted)
             failed += len(answer.failed)
-        return DeleteSummary(deleted=deleted, failed=failed, lookup_failures=lookup_failures)
+        return DeleteSummary(deleted=deleted, failed=failed, lookup_failures=lookup_failures, by_record=fate)
 
     def _delete_chunk(self, chunk: tuple[str, list[RecordResult]]) -> DeleteResult | OutOfTime:
         url, results = chunk
@@ -363,14 +386,29 @@ def _held_back(records: Sequence[SqsRecord], reason: str) -> list[RecordResult]:
     for record in records:
         details = {"sqs_message_id": record.message_id, "message_group_id": record.group_id, "reason": reason}
         log_step(record.message_id, "message_skipped", WARNING, details)
-        results.append(RecordResult(record, record.message_id, Outcome.NOT_ATTEMPTED))
+        results.append(RecordResult(record, record.message_id, Outcome.NOT_ATTEMPTED, note=reason))
     return results
 
 
-def _left_to_lambda(results: Iterable[RecordResult], reason: str) -> None:
+def _left_to_lambda(results: Iterable[RecordResult], reason: str, fate: dict[int, str]) -> None:
     for result in results:
+        fate[id(result.record)] = "left_to_lambda"
         details = {"sqs_message_id": result.record.message_id, "skipped": f"{reason}; {_LEFT_TO_LAMBDA}"}
         log_step(result.trace_id, "sqs_delete_message", WARNING, details)
+
+
+def _log_outcomes(results: Sequence[RecordResult], deletes: DeleteSummary) -> None:
+    """One line per record, in the batch's order: the only line of a record saved or skipped at INFO."""
+    for result in results:
+        record = result.record
+        details: dict[str, Any] = {"outcome": _OUTCOME_NAME[result.outcome], "sqs_message_id": record.message_id}
+        if record.group_id is not None:
+            details["message_group_id"] = record.group_id
+        if result.note is not None:
+            details["error" if result.outcome is Outcome.FAILED else "reason"] = result.note
+        if result.handled:
+            details["delete"] = deletes.by_record.get(id(record), "not_sent")
+        log_outcome(result.trace_id, _OUTCOME_STATUS[result.outcome], details)
 
 
 def _ordering_units(records: Iterable[SqsRecord]) -> list[list[SqsRecord]]:
