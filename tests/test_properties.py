@@ -510,8 +510,23 @@ def items(max_digits: int) -> st.SearchStrategy[dict[str, Any]]:
     return st.dictionaries(st.text(SQS_CHARS, min_size=1, max_size=10), value, min_size=1, max_size=6)
 
 
+def _numbers(value: Any) -> list[Decimal]:
+    if isinstance(value, Decimal):
+        return [value]
+    if isinstance(value, dict):
+        return [number for inner in value.values() for number in _numbers(inner)]
+    if isinstance(value, list):
+        return [number for inner in value for number in _numbers(inner)]
+    return []
+
+
 def _check_size(item: dict[str, Any]) -> None:
     # When the consumer sizes the item
+    if not all(dynamodb_holds(str(number)) for number in _numbers(item)):
+        # Then a number boto3 cannot send exactly makes the item unstorable, whatever its size
+        with pytest.raises(InvalidMessageError, match="number_out_of_range"):
+            item_size(item)
+        return
     size = item_size(item)
     # Then it is the documented size, or that plus the 1 byte the consumer adds per negative number
     documented, negatives = documented_item_size(item)
@@ -520,6 +535,7 @@ def _check_size(item: dict[str, Any]) -> None:
 
 @settings(PROFILE, max_examples=300)
 @example(item={"n": Decimal("12345678901234567890123456789012345678")})  # was counted 15 bytes, documented 20
+@example(item={"n": Decimal("1.0000000000000000000000000000000000001E-129")})  # 38 digits below boto3's Emin
 @given(item=items(DYNAMODB_DIGITS))
 def test_item_size_follows_dynamodbs_documented_rules(item: dict[str, Any]) -> None:
     # Given any item of strings, numbers, nulls, booleans, lists and maps
