@@ -45,6 +45,7 @@ RULES = [
     Rule(r"\.venv/bin/python -m (local run|local\.soak) --help", True, "help"),
     Rule(r"make run ARGS=--keep-running", False, "never ends: test_keep_running_prints_commands_that_work runs it"),
     Rule(r"make run ARGS=\"--messages \d+ .*\"", False, "the default run, bigger: minutes"),
+    Rule(r"make run ARGS=\"--pollers \d+\"", True, "the default run, drained by poller processes at once"),
     Rule(r"make (check|test)", False, "the test suite itself"),
     Rule(r"make (build|validate)", False, "installs the SAM CLI and checkov: minutes; make test runs validate"),
     Rule(r"make bench( ARGS=--quick)?", False, "the benchmark: minutes; tests/test_bench.py runs its quick mode"),
