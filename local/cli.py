@@ -6,7 +6,7 @@ mapping poller invoking ``handler.lambda_handler`` in-process, and prints a repo
 ``--pollers N`` (N > 1), N pollers drain it at once, each in its own process as Lambda's
 containers are (local/pollers.py). With ``--endpoint-url`` and/or ``--queue-url``/``--table``
 it runs against another emulator or a real AWS account instead. ``send`` only enqueues
-producer-contract messages.
+producer-contract messages; ``capacity`` is the capacity calculator (local/capacity.py).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import IO, TYPE_CHECKING, Any
 import boto3
 
 from consumer.exceptions import ConfigurationError
-from local import results
+from local import capacity, results
 from local.faults import FaultPlan, WriteLedger
 from local.poller import DEFAULT_VISIBILITY_TIMEOUT, Poller, PollerStats
 from local.producer import Feeder, Outgoing, demo_workload, file_workload, send_all
@@ -155,6 +155,15 @@ def parser() -> argparse.ArgumentParser:
     send = commands.add_parser("send", help="only send producer-contract messages (e.g. to a real queue)")
     _workload_options(send)
     _target_options(send)
+    capacity.add_arguments(
+        commands.add_parser(
+            "capacity",
+            help="what one stack sustains, and what to set for a rate (docs/capacity.md)",
+            description="A capacity plan from the measured batch times of `make bench` (docs/results/bench.json) "
+            "and AWS's published quotas: what the template's defaults sustain, which setting limits first, what to "
+            "set for --rate messages a second over --groups message groups, and the cost per million messages.",
+        )
+    )
     return top
 
 
@@ -194,6 +203,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, st
     out, err = stdout or sys.stdout, stderr or sys.stderr
     if options.command == "send":
         return _send_command(options, out)
+    if options.command == "capacity":
+        return capacity.capacity_command(options, out, arguments)
     if options.keep_running and options.pollers > 1:
         top.error("--keep-running keeps one poller: leave out --pollers")
     try:

@@ -51,6 +51,12 @@ RULES = [
     Rule(r"make bench( ARGS=--quick)?", False, "the benchmark: minutes; tests/test_bench.py runs its quick mode"),
     Rule(r"\.venv/bin/python -m bench --json out\.json", False, "the full benchmark: minutes"),
     Rule(r"make soak( ARGS=.*)?", False, "the soak: minutes; tests/test_soak.py runs a CI-sized one"),
+    Rule(r"make capacity ARGS=\"--rate \d+ --groups \d+\"", True, "the capacity calculator: arithmetic"),
+    Rule(
+        r"\.venv/bin/python -m local capacity --markdown .* --results docs/results",
+        False,
+        "rewrites docs/results/capacity.md: tests/test_capacity.py checks it is the calculator's output",
+    ),
     Rule(r"make (e2e|invoke)( .*)?", False, "builds the zip and starts MiniStack: make test runs make e2e"),
     Rule(r"\.venv-sam/bin/sam deploy.*", False, "needs an AWS account"),
     Rule(r"\.venv-sam/bin/sam local invoke .*", False, "needs Docker (and make build)"),
