@@ -148,12 +148,20 @@ def test_a_documented_command_works_as_pasted(command: str, tmp_path: Path) -> N
         assert report["sent"] == report["sent_by_kind"]["valid"] + sum(
             report["sent_by_kind"][kind] for kind in ("duplicate", "conflicting_duplicate", "invalid")
         )
-    elif command == "make run":
+    elif command.startswith("make run"):
         # The sample report in the docs has the lines this one has, in the same order
         sample = (ROOT / "docs" / "results" / "run.md").read_text(encoding="utf-8")
         quoted = sample.split("```text\n", 1)[1].split("```", 1)[0]
         assert REPORT_LABEL.findall(done.stdout) == REPORT_LABEL.findall(quoted)
         assert "accounted             all: 0 unaccounted for" in done.stdout
+        if pollers := re.search(r"--pollers (\d+)", command):
+            assert f"by {pollers.group(1)} poller processes" in done.stdout
+    elif command.startswith("make capacity"):
+        # A plan for the rate asked, with the setting it needs and what it costs
+        rate, groups = (int(number) for number in re.findall(r"--(?:rate|groups) (\d+)", command))
+        plan = done.stdout.split(f"{rate:,} messages/s, {groups:,} groups:\n", 1)[1]
+        assert re.search(r"^  EventSourceMaxConcurrency  \d+ ", plan, flags=re.MULTILINE)
+        assert re.search(r"^  cost per million messages  \$\d+\.\d\d ", plan, flags=re.MULTILINE)
     else:
         assert done.stdout.startswith("usage:")
 

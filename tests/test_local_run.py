@@ -76,9 +76,10 @@ def test_the_cli_describes_its_options() -> None:
 
 
 def test_make_run_with_two_pollers_drains_from_two_processes_and_accounts_for_every_message(tmp_path: Path) -> None:
-    # Given a workload over 6 groups, and `make run --pollers 2` keeping the handler's logs
+    # Given a workload over 40 groups (moto fills a batch from up to 10 groups, so both pollers find some
+    # unlocked), and `make run --pollers 2` keeping the handler's logs
     logs = tmp_path / "handler.log"
-    argv = ["run", "--messages", "60", "--groups", "6", "--duplicates", "4", "--invalid", "3", "--pollers", "2"]
+    argv = ["run", "--messages", "80", "--groups", "40", "--duplicates", "4", "--invalid", "3", "--pollers", "2"]
     options = parser().parse_args([*argv, "--env-file", os.devnull, "--logs", str(logs)])
 
     # When it runs on the embedded emulator
@@ -96,7 +97,7 @@ def test_make_run_with_two_pollers_drains_from_two_processes_and_accounts_for_ev
     report = run.report
     assert report.pollers == 2
     assert sum(report.invocations_by_poller) == report.invocations
-    assert report.saved == report.table_items == report.metrics["MessagesSaved"] == 60
+    assert report.saved == report.table_items == report.metrics["MessagesSaved"] == 80
     assert report.duplicates == 4
     assert report.quarantined == 3
     assert report.unaccounted == report.queue_left == 0
