@@ -8,7 +8,7 @@ CHECKOV_VENV := .venv-checkov
 # Where `make bench` and `make soak` write their figures; the docs include these files verbatim.
 RESULTS := docs/results
 
-.PHONY: help run test check build validate e2e invoke bench soak clean venv lint typecheck unit
+.PHONY: help run test check build validate e2e invoke bench soak capacity clean venv lint typecheck unit
 
 # `make help` prints every target that has a `## ` comment, in this order.
 help: ## list the targets
@@ -38,8 +38,13 @@ bench: $(STAMP) ## benchmark against the sequential design; writes docs/results/
 	@$(BIN)/python -m bench --results $(RESULTS) $(ARGS)
 
 # 20,000+ messages through the poller and the handler with faults injected; prints the invariants.
+# ARGS="--pollers 4": four poller processes at once, the result in docs/results/soak-pollers-4.md.
 soak: $(STAMP) ## 20,000 messages with wire faults; writes docs/results/soak.md
 	@$(BIN)/python -W ignore::UserWarning -m local.soak --results $(RESULTS) $(ARGS)
+
+# From make bench's docs/results/bench.json and AWS's quotas (docs/capacity.md).
+capacity: $(STAMP) ## what one stack sustains, what to set for a rate: ARGS="--rate 1000 --groups 100"
+	@$(BIN)/python -m local capacity $(ARGS)
 
 clean: ## remove every artefact: virtualenvs, build output, caches
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(MINISTACK_VENV) build dist .aws-sam \

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import cost
+from bench import concurrency, cost
 from bench.harness import Consumer, Reference, Stack, moto_stack
 from bench.hostile import SHAPES, SIZES
 from bench.wire import Wire
@@ -53,20 +53,24 @@ def _checked(answer: dict[str, Any], name: str) -> None:
 
 def _timed_batches(
     stack: Stack, implementations: list[Any], wires: dict[str, Wire], groups: int, reps: int, size: int = BATCH
-) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
-    """Milliseconds per batch of ``size`` new messages, and of it moto's CPU; implementations take turns."""
+) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, list[float]]]:
+    """Milliseconds per batch of ``size`` new messages, of it moto's CPU, and the implementation's own CPU
+    (the process's CPU time less moto's); implementations take turns."""
     times: dict[str, list[float]] = {impl.name: [] for impl in implementations}
     emulator: dict[str, list[float]] = {impl.name: [] for impl in implementations}
+    own_cpu: dict[str, list[float]] = {impl.name: [] for impl in implementations}
     for _ in range(reps):
         for impl in implementations:
             event = stack.event(_bodies(size), min(groups, size))
             wires[impl.name].reset()
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             answer = impl.process(event)
             times[impl.name].append((time.perf_counter() - started) * 1000)
-            emulator[impl.name].append(wires[impl.name].service_seconds * 1000)
+            moto_ms = wires[impl.name].service_seconds * 1000
+            emulator[impl.name].append(moto_ms)
+            own_cpu[impl.name].append(max(0.0, (time.process_time() - cpu_started) * 1000 - moto_ms))
             _checked(answer, impl.name)
-    return times, emulator
+    return times, emulator, own_cpu
 
 
 def measure_in_process(quick: bool) -> dict[str, Any]:
@@ -98,17 +102,21 @@ def measure_in_process(quick: bool) -> dict[str, Any]:
         log_bytes_before = consumer.sink.bytes
         batches: dict[str, dict[str, float]] = {}
         emulator_ms: dict[str, dict[str, float]] = {}
+        own_cpu_ms: dict[str, dict[str, float]] = {}
         for groups in (10, 1):
-            times, emulator = _timed_batches(stack, implementations, wires, groups, reps)
+            times, emulator, own_cpu = _timed_batches(stack, implementations, wires, groups, reps)
             batches[f"{groups}_groups"] = {name: statistics.median(values) for name, values in times.items()}
             emulator_ms[f"{groups}_groups"] = {name: statistics.median(values) for name, values in emulator.items()}
+            own_cpu_ms[f"{groups}_groups"] = {name: statistics.median(values) for name, values in own_cpu.items()}
         results["batch_ms"] = batches
         results["emulator_cpu_ms"] = emulator_ms
+        # The capacity plan scales this part with Lambda's share of a vCPU (docs/capacity.md).
+        results["own_cpu_ms"] = own_cpu_ms
         results["log_bytes_per_message"] = (consumer.sink.bytes - log_bytes_before) / (2 * reps * BATCH)
 
         # One message per invocation (sparse traffic): the consumer's worst case for cost.
         log_bytes_before = consumer.sink.bytes
-        single, _ = _timed_batches(stack, [consumer], wires, 1, reps, size=1)
+        single, _, _ = _timed_batches(stack, [consumer], wires, 1, reps, size=1)
         results["single_record"] = {
             "ms": statistics.median(single["consumer"]),
             "log_bytes": (consumer.sink.bytes - log_bytes_before) / reps,
@@ -282,6 +290,7 @@ def measure(quick: bool) -> dict[str, Any]:
     }
     results["baseline_rss_mb"] = baseline_rss_mb()
     results["hostile"] = measure_hostile(quick)
+    results["concurrency"] = concurrency.measure(quick)
     results["template"] = template_figures()
     results["cost_per_million"] = costs(results)
     results["machine"] = {
@@ -344,6 +353,12 @@ def render(results: dict[str, Any]) -> str:
             f"   (moto CPU {cpu['consumer']:.1f} / {cpu['reference']:.1f} ms)"
             f"   x floor {net / floors[key]:.2f}: {_met(net / floors[key] <= 1.5)}"
         )
+    own = results["own_cpu_ms"]
+    add(
+        f"   own CPU per batch (process CPU less moto's), ms: 10 groups {own['10_groups']['consumer']:.1f} / "
+        f"{own['10_groups']['reference']:.1f}, 1 group {own['1_groups']['consumer']:.1f} / "
+        f"{own['1_groups']['reference']:.1f}"
+    )
 
     add("")
     add("3. Cold start")
@@ -409,6 +424,8 @@ def render(results: dict[str, Any]) -> str:
     add(f"   slowest checks {slowest_checks:.1f} ms   target <= {HOSTILE_CHECKS_TARGET_MS:.0f} ms: {verdict}")
     verdict = _met(slowest <= HOSTILE_SETTLE_TARGET_MS)
     add(f"   slowest consumer time {slowest:.1f} ms   target <= {HOSTILE_SETTLE_TARGET_MS:.0f} ms: {verdict}")
+    add("")
+    lines.extend(concurrency.render(results["concurrency"], machine["cpus"]))
     return "\n".join(lines)
 
 
@@ -437,6 +454,8 @@ def summary_table(results: dict[str, Any]) -> str:
     first = {name: sum(value.values()) for name, value in fresh.items()}
     estimate = results["baseline_rss_mb"] + results["batch_peak_mb"]["consumer"]
     dollars = results["cost_per_million"]
+    runs = results["concurrency"]["runs"]
+    rates = " / ".join(f"{run['messages_per_second']:.0f}" for run in runs.values())
     rows += [
         f"| import of `handler` (`-X importtime`), ms | {imports['consumer']:.0f} | {imports['reference']:.0f} | |",
         f"| time to the first processed record, fresh process, ms | {first['consumer']:.0f} "
@@ -445,6 +464,8 @@ def summary_table(results: dict[str, Any]) -> str:
         f"| fits {MEMORY_TARGET_MB} MB: {_met(estimate <= MEMORY_TARGET_MB)} |",
         f"| $ per million messages, batches of {BATCH} | {dollars['consumer']['total']:.2f} "
         f"| {dollars['reference']['total']:.2f} | |",
+        f"| `make run --pollers N`, messages/s with {' / '.join(runs)} poller processes (the local emulator's "
+        f"limit, not Lambda's) | {rates} | | |",
     ]
     return "\n".join(rows)
 
@@ -512,4 +533,9 @@ def main(argv: list[str] | None = None) -> int:
         ran = results_files.command("bench", arguments)
         for name, text in (("bench.md", bench_markdown(results, ran)), ("cost.md", cost_markdown(results, ran))):
             print(f"wrote {results_files.write(args.results, name, text)}", file=sys.stderr)
+        # Every figure, for the capacity calculator (python -m local capacity, docs/capacity.md).
+        figures = args.results / "bench.json"
+        stamp = {"command": ran, "date": datetime.now(UTC).strftime("%Y-%m-%d")}
+        figures.write_text(json.dumps({**results, **stamp}, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        print(f"wrote {figures}", file=sys.stderr)
     return 0

@@ -3,8 +3,10 @@
 ``run`` starts moto's server on a free loopback port, creates the queue, DLQ and table from
 template.yaml, sends a workload with the producer, drains the queue with the event source
 mapping poller invoking ``handler.lambda_handler`` in-process, and prints a report. With
-``--endpoint-url`` and/or ``--queue-url``/``--table`` it runs against another emulator or
-a real AWS account instead. ``send`` only enqueues producer-contract messages.
+``--pollers N`` (N > 1), N pollers drain it at once, each in its own process as Lambda's
+containers are (local/pollers.py). With ``--endpoint-url`` and/or ``--queue-url``/``--table``
+it runs against another emulator or a real AWS account instead. ``send`` only enqueues
+producer-contract messages; ``capacity`` is the capacity calculator (local/capacity.py).
 """
 
 from __future__ import annotations
@@ -18,16 +20,18 @@ import shlex
 import sys
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import boto3
 
 from consumer.exceptions import ConfigurationError
-from local import results
+from local import capacity, results
+from local.faults import FaultPlan, WriteLedger
 from local.poller import DEFAULT_VISIBILITY_TIMEOUT, Poller, PollerStats
 from local.producer import Feeder, Outgoing, demo_workload, file_workload, send_all
 from local.report import DlqMessage, Report, build_report, read_dlq, scan_table
@@ -39,6 +43,8 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
     from local.capture import HandlerOutput
+    from local.emulator import EmulatorLoad
+    from local.pollers import PollerReport
 
 STACK_NAME = "sqs-fifo-consumer-local"
 DEFAULT_REGION = "us-east-1"
@@ -63,6 +69,19 @@ class Target:
     embedded: bool
 
 
+@dataclass(frozen=True)
+class RunLoad:
+    """Where the time went while the queue drained (the report's ``seconds``)."""
+
+    seconds: float
+    # The embedded emulator's: requests answered, seconds spent answering them one at a time, and their CPU time.
+    emulator_requests: int
+    emulator_busy_seconds: float
+    emulator_cpu_seconds: float
+    # This process (emulator, producer, an in-process poller) and the poller processes together.
+    cpu_seconds: float
+
+
 @dataclass
 class Run:
     """What a finished run leaves: the report, and the pieces the soak checks read."""
@@ -73,6 +92,11 @@ class Run:
     output: HandlerOutput
     items: dict[str, dict[str, Any]]
     dlq: list[DlqMessage]
+    load: RunLoad
+    # With a FaultPlan: every PutItem the server accepted, from every poller, and the faults met.
+    ledger: WriteLedger = field(default_factory=WriteLedger)
+    faults_injected: Counter[str] = field(default_factory=Counter)
+    poller_reports: list[PollerReport] = field(default_factory=list)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -92,6 +116,13 @@ def parser() -> argparse.ArgumentParser:
     _target_options(run)
     run.add_argument("--json", action="store_true", help="print the report as JSON")
     run.add_argument(
+        "--pollers",
+        type=positive,
+        default=1,
+        help="event source pollers draining the queue at once, each in its own process invoking the handler, as "
+        "Lambda's concurrent invocations would (default 1, in this process)",
+    )
+    run.add_argument(
         "--keep-running",
         action="store_true",
         help="after the report, keep the emulator and the poller up, print the endpoint and AWS CLI commands; "
@@ -101,9 +132,15 @@ def parser() -> argparse.ArgumentParser:
         "--visibility-timeout",
         type=int,
         default=DEFAULT_VISIBILITY_TIMEOUT,
-        help="seconds a received message stays hidden (the poller's own; the queue's from template.yaml is 360)",
+        help="seconds the messages an invocation failed stay hidden after it ends (the poller's own; Lambda's come "
+        "back after the queue's visibility timeout, 360 s from template.yaml, counted from the receive)",
     )
-    run.add_argument("--logs", type=Path, help="write the handler's JSON log lines and EMF blobs to this file")
+    run.add_argument(
+        "--logs",
+        type=Path,
+        help="write the handler's JSON log lines and EMF blobs to this file (with --pollers N, one file per poller: "
+        "NAME.poller0.EXT, ...)",
+    )
     run.add_argument("--deadline", type=float, default=600.0, help="give up draining after this many seconds")
     run.add_argument(
         "--env-file",
@@ -118,7 +155,23 @@ def parser() -> argparse.ArgumentParser:
     send = commands.add_parser("send", help="only send producer-contract messages (e.g. to a real queue)")
     _workload_options(send)
     _target_options(send)
+    capacity.add_arguments(
+        commands.add_parser(
+            "capacity",
+            help="what one stack sustains, and what to set for a rate (docs/capacity.md)",
+            description="A capacity plan from the measured batch times of `make bench` (docs/results/bench.json) "
+            "and AWS's published quotas: what the template's defaults sustain, which setting limits first, what to "
+            "set for --rate messages a second over --groups message groups, and the cost per million messages.",
+        )
+    )
     return top
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
 
 
 def _workload_options(command: argparse.ArgumentParser) -> None:
@@ -145,10 +198,15 @@ def _target_options(command: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else list(argv)
-    options = parser().parse_args(arguments)
+    top = parser()
+    options = top.parse_args(arguments)
     out, err = stdout or sys.stdout, stderr or sys.stderr
     if options.command == "send":
         return _send_command(options, out)
+    if options.command == "capacity":
+        return capacity.capacity_command(options, out, arguments)
+    if options.keep_running and options.pollers > 1:
+        top.error("--keep-running keeps one poller: leave out --pollers")
     try:
         run = run_local(options, err=err, out=out)
     except ConfigurationError as error:
@@ -206,14 +264,26 @@ def run_local(
     err: IO[str],
     out: IO[str] | None = None,
     install_faults: Callable[[Poller], None] | None = None,
+    faults: FaultPlan | None = None,
+    in_processes: bool | None = None,
 ) -> Run:
-    """The whole pipeline; ``install_faults`` runs once the consumer's clients exist."""
-    from consumer import bootstrap
-    from local.capture import HandlerOutput, capturing
+    """The whole pipeline.
 
+    ``install_faults`` runs once the in-process consumer's clients exist; ``faults`` is installed on
+    the consumer's clients of every poller, in or out of process. ``in_processes`` runs the pollers
+    in processes of their own even when there is one (default: when ``options.pollers`` > 1).
+    """
+    from consumer import bootstrap
+    from local.emulator import EmulatorLoad
+
+    pollers = getattr(options, "pollers", 1)
+    separate = pollers > 1 if in_processes is None else in_processes
+    if separate and install_faults is not None:
+        raise ValueError("install_faults reaches in-process clients only: give a FaultPlan to poller processes")
     region = options.region or os.environ.get("AWS_REGION") or DEFAULT_REGION
     env_file = getattr(options, "env_file", None)
     settings = read_settings(os.environ, region, env_file) if env_file else read_settings({}, region, Path(os.devnull))
+    load = EmulatorLoad()
     with ExitStack() as stack:
         endpoint = options.endpoint_url
         embedded = endpoint is None and options.queue_url is None
@@ -223,7 +293,7 @@ def run_local(
             # The emulator's access log would drown the progress lines.
             logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
-            endpoint = stack.enter_context(running_emulator())
+            endpoint = stack.enter_context(running_emulator(load))
             # moto's state is per process, not per server: start from an empty account.
             urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")).close()
             stack.enter_context(environment(DUMMY_CREDENTIALS))
@@ -247,18 +317,16 @@ def run_local(
             _say(err, f"not read: {', '.join(settings.not_read)} (the run uses the stack it creates or is pointed at)")
         _say(
             err,
-            f"poller: batch {target.batch_size}, function timeout {target.function_timeout} s, visibility timeout "
-            f"{options.visibility_timeout} s (the queue's own is longer), maxReceiveCount {target.max_receive_count}",
+            f"poller: batch {target.batch_size}, function timeout {target.function_timeout} s, failed messages "
+            f"visible again {options.visibility_timeout} s after their invocation (the queue's own visibility timeout "
+            f"is longer), maxReceiveCount {target.max_receive_count}",
         )
-
-        started = time.monotonic()
-        feeder = Feeder(sqs, target.queue_url, workload(options))
-        _say(err, f"workload: seed {options.seed} (--seed {options.seed} sends the same messages again)")
+        if separate:
+            _say(err, f"pollers: {pollers}, each in its own process (spawned, importing the handler)")
 
         import handler
 
-        logs = stack.enter_context(options.logs.open("w", encoding="utf-8")) if options.logs else None
-        output = HandlerOutput(keep=logs)
+        # This poller drains the queue itself, or only measures its depth for the poller processes.
         poller = Poller(
             sqs=sqs,
             queue_url=target.queue_url,
@@ -269,52 +337,174 @@ def run_local(
             function_timeout=target.function_timeout,
             visibility_timeout=options.visibility_timeout,
         )
-        bootstrap.clients()
-        if install_faults is not None:
-            install_faults(poller)
-
-        def progress(stats: PollerStats, depth: int) -> None:
-            saved = int(output.metrics.get("MessagesSaved", 0))
-            quarantined = int(output.metrics.get("MessagesQuarantined", 0))
-            _say(
-                err,
-                f"[{time.monotonic() - started:6.1f}s] sent {len(feeder.sent)}, received {stats.received}, "
-                f"invocations {stats.invocations}, "
-                f"saved {saved}, duplicates {int(output.metrics.get('DuplicateMessages', 0))}, quarantined "
-                f"{quarantined}, item failures {stats.item_failures}, invocation errors {stats.invocation_errors}, "
-                f"queue {depth}",
-            )
-
-        with capturing(output):
-            poller.drain(deadline_seconds=options.deadline, progress=progress, feed=feeder.feed)
-        sent = feeder.sent
-        seconds = time.monotonic() - started
+        # 50 queued keep 4 pollers' batches of 10 full; moto's FIFO calls cost time per message queued.
+        feeder = Feeder(sqs, target.queue_url, workload(options))
+        _say(err, f"workload: seed {options.seed} (--seed {options.seed} sends the same messages again)")
+        if separate:
+            drained = _drain_in_processes(options, target, poller, feeder, pollers, faults, load, err)
+        else:
+            drained = _drain_here(options, poller, feeder, faults, install_faults, load, stack, err)
         # Only the embedded emulator's DLQ is emptied to be read whole: it stops right after.
         consume_dlq = embedded and not options.keep_running
         items = scan_table(dynamodb, target.table_name, target.environment.get("DYNAMO_KEY_ATTRIBUTE", "message_id"))
         dlq = read_dlq(sqs, target.dlq_url, consume=consume_dlq)
         report = build_report(
-            sent=sent,
-            metrics=output.metrics,
-            stats=poller.stats,
+            sent=feeder.sent,
+            metrics=drained.output.metrics,
+            stats=drained.stats,
             items=items,
             dlq=dlq,
             config=bootstrap.settings(),
             queue_left=poller.queue_depth(),
-            seconds=seconds,
+            seconds=drained.load.seconds,
             visibility_timeout=options.visibility_timeout,
             endpoint=target.endpoint,
-            quarantined=() if consume_dlq else output.quarantined,
+            quarantined=() if consume_dlq else drained.output.quarantined,
         )
         report.settings = effective
+        report.pollers = pollers
+        report.invocations_by_poller = [r.stats.invocations for r in drained.reports] or [drained.stats.invocations]
+        if embedded:
+            report.emulator_requests = drained.load.emulator_requests
+            report.emulator_busy_percent = round(100 * drained.load.emulator_busy_seconds / drained.load.seconds, 1)
+            report.emulator_cpu_percent = round(100 * drained.load.emulator_cpu_seconds / drained.load.seconds, 1)
         if not consume_dlq:
             report.notes.append("FIFO DLQ read at each group's head only; quarantines also counted from the logs")
         if not embedded:
             report.notes.append("the table may hold items from earlier runs; only this run's messages are accounted")
         if getattr(options, "keep_running", False):
-            _keep_running(options, target, poller, output, report, out or sys.stdout, err)
-        return Run(report=report, sent=sent, target=target, output=output, items=items, dlq=dlq)
+            _keep_running(options, target, poller, drained.output, report, out or sys.stdout, err)
+        return Run(
+            report=report,
+            sent=feeder.sent,
+            target=target,
+            output=drained.output,
+            items=items,
+            dlq=dlq,
+            load=drained.load,
+            ledger=drained.ledger,
+            faults_injected=drained.faults_injected,
+            poller_reports=drained.reports,
+        )
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+@dataclass
+class _Drained:
+    stats: PollerStats
+    output: HandlerOutput
+    load: RunLoad
+    ledger: WriteLedger
+    faults_injected: Counter[str]
+    reports: list[PollerReport] = field(default_factory=list)
+
+
+def _drain_here(
+    options: argparse.Namespace,
+    poller: Poller,
+    feeder: Feeder,
+    faults: FaultPlan | None,
+    install_faults: Callable[[Poller], None] | None,
+    load: EmulatorLoad,
+    stack: ExitStack,
+    err: IO[str],
+) -> _Drained:
+    """One poller, in this process, as ``make run`` has always run."""
+    from consumer import bootstrap
+    from local.capture import HandlerOutput, capturing
+
+    logs = stack.enter_context(options.logs.open("w", encoding="utf-8")) if options.logs else None
+    output = HandlerOutput(keep=logs)
+    clients = bootstrap.clients()
+    ledger = WriteLedger()
+    injectors = faults.install(clients.dynamodb, clients.sqs, ledger) if faults else []
+    if install_faults is not None:
+        install_faults(poller)
+    started, cpu_started, before = time.monotonic(), time.process_time(), replace(load)
+
+    def progress(stats: PollerStats, depth: int) -> None:
+        _progress(err, time.monotonic() - started, len(feeder.sent), stats, output.metrics, depth)
+
+    with capturing(output):
+        poller.drain(deadline_seconds=options.deadline, progress=progress, feed=feeder.feed)
+    return _Drained(
+        stats=poller.stats,
+        output=output,
+        load=_load(time.monotonic() - started, load, before, time.process_time() - cpu_started),
+        ledger=ledger,
+        faults_injected=sum((injector.injected for injector in injectors), Counter()),
+    )
+
+
+def _drain_in_processes(
+    options: argparse.Namespace,
+    target: Target,
+    poller: Poller,
+    feeder: Feeder,
+    pollers: int,
+    faults: FaultPlan | None,
+    load: EmulatorLoad,
+    err: IO[str],
+) -> _Drained:
+    """``pollers`` poller processes; this one keeps the emulator and the producer."""
+    from local.pollers import PollerJob, run_pollers
+
+    job = PollerJob(
+        # What the function sees in Lambda, and where the emulator is.
+        environment=dict(os.environ),
+        queue_url=target.queue_url,
+        queue_arn=target.queue_arn,
+        region=target.region,
+        batch_size=target.batch_size,
+        function_timeout=target.function_timeout,
+        visibility_timeout=options.visibility_timeout,
+        deadline_seconds=options.deadline,
+        faults=faults,
+        logs=options.logs,
+    )
+    marks: dict[str, Any] = {}
+
+    def feed() -> bool:
+        if not marks:  # the pollers are ready: the clock starts with the first message sent
+            marks.update(started=time.monotonic(), cpu=time.process_time(), before=replace(load))
+        return feeder.feed(poller.queue_depth())
+
+    def progress(stats: PollerStats, metrics: Counter[str]) -> None:
+        depth = poller.queue_depth()
+        _progress(err, time.monotonic() - marks["started"], len(feeder.sent), stats, metrics, depth)
+
+    result = run_pollers(pollers, job, feed=feed, progress=progress)
+    cpu = time.process_time() - marks["cpu"] + sum(report.cpu_seconds for report in result.reports)
+    return _Drained(
+        stats=result.stats,
+        output=result.output(),
+        load=_load(result.seconds, load, marks["before"], cpu),
+        ledger=result.ledger(),
+        faults_injected=result.faults_injected(),
+        reports=result.reports,
+    )
+
+
+def _load(seconds: float, load: EmulatorLoad, before: EmulatorLoad, cpu_seconds: float) -> RunLoad:
+    return RunLoad(
+        seconds=seconds,
+        emulator_requests=load.requests - before.requests,
+        emulator_busy_seconds=load.busy_seconds - before.busy_seconds,
+        emulator_cpu_seconds=load.cpu_seconds - before.cpu_seconds,
+        cpu_seconds=cpu_seconds,
+    )
+
+
+def _progress(
+    err: IO[str], elapsed: float, sent: int, stats: PollerStats, metrics: Mapping[str, float], depth: int
+) -> None:
+    _say(
+        err,
+        f"[{elapsed:6.1f}s] sent {sent}, received {stats.received}, invocations {stats.invocations}, "
+        f"saved {int(metrics.get('MessagesSaved', 0))}, duplicates {int(metrics.get('DuplicateMessages', 0))}, "
+        f"quarantined {int(metrics.get('MessagesQuarantined', 0))}, item failures {stats.item_failures}, "
+        f"invocation errors {stats.invocation_errors}, queue {depth}",
+    )
 
 
 def _keep_running(

@@ -6,39 +6,92 @@ deleted (moto 5.2.5, ``Queue.delete_message``). Real SQS and DynamoDB apply each
 atomically, and the consumer sends its calls concurrently, so the emulator applies one request
 at a time: connections are still accepted in parallel, only moto's work is serialised.
 The in-process mock (``mock_aws``) gets the same rule from ``one_request_at_a_time_in_process``.
+
+moto's FIFO receive also delivers a group out of order once two or more of its messages
+become visible again together (a batch that failed, or whose invocation died): it skips each
+of them while another is still marked in flight, and hands out the last one first, then the
+rest of the group after it (moto 5.2.5, ``SQSBackend.receive_message``; LocalStack had the
+same bug, localstack/localstack#4287). SQS never does: ``redeliver_in_order`` corrects it.
+
+Because of that one lock the emulator has a ceiling of its own: ``EmulatorLoad`` counts the
+requests it answered and the time it spent answering them, to tell when a run reached it.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from moto.core.botocore_stubber import BotocoreStubber
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from moto.sqs.models import SQSBackend
 from werkzeug.serving import make_server
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
+@dataclass
+class EmulatorLoad:
+    """Requests answered, and seconds spent answering them: at most one second per second.
+
+    ``busy_seconds`` is wall time with the lock held; ``cpu_seconds`` the CPU time of the threads
+    answering. Busy near the run's length means requests queued for the lock; busy well above
+    CPU means the answering thread was waiting for a core (or for this process's GIL).
+    """
+
+    requests: int = 0
+    busy_seconds: float = 0.0
+    cpu_seconds: float = 0.0
+
+
 class OneRequestAtATime:
     """A WSGI app that lets one request at a time into the app it wraps, as SQS applies each atomically."""
 
-    def __init__(self, app: WsgiApp) -> None:
+    def __init__(self, app: WsgiApp, load: EmulatorLoad | None = None) -> None:
         self._app = app
         self._lock = threading.Lock()
+        self.load = load or EmulatorLoad()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         with self._lock:
-            # The body is read inside the lock too: a lazy response may still touch the backend.
-            return list(self._app(environ, start_response))
+            started, cpu_started = time.perf_counter(), time.thread_time()
+            try:
+                # The body is read inside the lock too: a lazy response may still touch the backend.
+                return list(self._app(environ, start_response))
+            finally:
+                self.load.requests += 1
+                self.load.busy_seconds += time.perf_counter() - started
+                self.load.cpu_seconds += time.thread_time() - cpu_started
+
+
+def redeliver_in_order() -> None:
+    """From now on, a message visible again is no longer in flight before its group's lock is decided.
+
+    Installed once for the process, and only ever makes moto closer to SQS.
+    """
+    receive = SQSBackend.receive_message
+    if getattr(receive, "redelivers_in_order", False):
+        return
+
+    def receive_message(self: SQSBackend, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+        queue = self.get_queue(queue_name)
+        for message in [message for message in queue.pending_messages if message.visible]:
+            queue.pending_messages.discard(message)
+        return receive(self, queue_name, *args, **kwargs)
+
+    receive_message.redelivers_in_order = True  # type: ignore[attr-defined]
+    SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
 
 
 @contextmanager
-def running_emulator() -> Iterator[str]:
-    """Yields the endpoint URL; boto3 reaches it through AWS_ENDPOINT_URL."""
-    app = OneRequestAtATime(DomainDispatcherApplication(create_backend_app))
+def running_emulator(load: EmulatorLoad | None = None) -> Iterator[str]:
+    """Yields the endpoint URL; boto3 reaches it through AWS_ENDPOINT_URL. ``load`` is kept up to date."""
+    redeliver_in_order()
+    app = OneRequestAtATime(DomainDispatcherApplication(create_backend_app), load)
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
     thread = threading.Thread(target=server.serve_forever, name="moto-server", daemon=True)
     thread.start()

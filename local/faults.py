@@ -7,7 +7,8 @@ applies it, the caller sees a read timeout), sends part of it (a partial
 ``DeleteMessageBatch``), or raises so the invocation dies.
 
 ``WriteLedger`` sends every ``PutItem`` itself and records the ones the server accepted,
-in order: the soak's "written exactly once" and "per-group order" invariants read it.
+with the moment each was sent: the soak's "written exactly once" and "per-group order"
+invariants read it. ``FaultPlan`` is what a poller process needs to fault its own clients.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from __future__ import annotations
 import json
 import random
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HTTPHeaders
@@ -75,16 +77,40 @@ class Rule:
 
 @dataclass
 class WriteLedger:
-    """Every PutItem the server accepted (HTTP 200), in the order the server accepted them."""
+    """Every PutItem the server accepted (HTTP 200), each with the moment it was sent.
+
+    The order of first writes per message group is what the soak checks, and with several
+    poller processes it is read from the send times (``time.monotonic_ns``, one clock for
+    every process of the machine), not from the order the answers came back. Whoever writes
+    a group's key k first has seen the key before it in the table (its own write, or a
+    conditional check that failed because another process had written it), so k is sent
+    after that earlier key was sent, whichever processes sent them. Answer times carry no
+    such guarantee: a process may be descheduled between the server's answer and its record.
+    """
 
     order: list[str] = field(default_factory=list)
     writes: Counter[str] = field(default_factory=Counter)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    sent_at: list[int] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def record(self, key: str) -> None:
+    def record(self, key: str, sent_at: int | None = None) -> None:
         with self.lock:
             self.order.append(key)
             self.writes[key] += 1
+            self.sent_at.append(time.monotonic_ns() if sent_at is None else sent_at)
+
+    def entries(self) -> list[tuple[int, str]]:
+        """(sent at, key) of each accepted write: what a poller process sends back to its parent."""
+        with self.lock:
+            return list(zip(self.sent_at, self.order, strict=True))
+
+    @classmethod
+    def merged(cls, entries: Iterable[tuple[int, str]]) -> WriteLedger:
+        """One ledger from the entries of several processes, in the order their writes were sent."""
+        ledger = cls()
+        for sent_at, key in sorted(entries):
+            ledger.record(key, sent_at)
+        return ledger
 
 
 class WireFaults:
@@ -138,11 +164,12 @@ class WireFaults:
         return self.ledger is not None and operation == "PutItem"
 
     def _send(self, operation: str, request: AWSPreparedRequest) -> AWSResponse:
+        sent_at = time.monotonic_ns()
         response = self._session.send(request)
         content = response.content
         if operation == "PutItem" and self.ledger is not None and response.status_code == 200:
             body = json.loads(_body(request))
-            self.ledger.record(str(body["Item"]["message_id"]["S"]))
+            self.ledger.record(str(body["Item"]["message_id"]["S"]), sent_at)
         headers = HTTPHeaders()
         for name, value in response.headers.items():
             headers[name] = value
@@ -172,6 +199,24 @@ class WireFaults:
             for entry in withheld
         ]
         return _answer(request.url, 200, {"Successful": successful, "Failed": failed})
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """Rules for the consumer's DynamoDB and SQS clients, and a seed: picklable, so each poller
+    process builds its own injectors from it (``stream`` keeps their random draws apart)."""
+
+    dynamodb: tuple[Rule, ...]
+    sqs: tuple[Rule, ...]
+    seed: int = 1
+
+    def install(self, dynamodb: Any, sqs: Any, ledger: WriteLedger, stream: int = 0) -> list[WireFaults]:
+        """Injectors on these clients, each with its own copy of the rules (a rule keeps its burst's state)."""
+        seed = self.seed + 2 * stream
+        return [
+            WireFaults([replace(rule) for rule in self.dynamodb], seed=seed, ledger=ledger).install(dynamodb),
+            WireFaults([replace(rule) for rule in self.sqs], seed=seed + 1).install(sqs),
+        ]
 
 
 def _body(request: AWSPreparedRequest) -> bytes:

@@ -13,17 +13,22 @@ What it does, as the mapping does for a FIFO queue:
 - redrive: SQS moves a message to the DLQ when it is received after ``maxReceiveCount``
   receives. moto applies the RedrivePolicy on receive as SQS does, so the poller only counts it.
 
-One difference, on purpose: messages are received with the poller's own visibility timeout
-(``ReceiveMessage``'s ``VisibilityTimeout``, 2 s by default) instead of the queue's (360 s from
-template.yaml), so a failed message comes back within seconds. Invocations run one at a time:
-Powertools' metric store is process-wide.
+One difference, on purpose: a failed message comes back within seconds, not after the queue's
+visibility timeout (360 s from template.yaml). As in Lambda, no message is visible again while
+its invocation runs: it is received hidden for the function's timeout. When the invocation
+ends, the messages it failed (all of them, if it raised) are made visible again after the
+poller's own ``visibility_timeout`` (2 s by default) with ``ChangeMessageVisibilityBatch``;
+the others are deleted. The order of events is Lambda's, only shorter: several pollers at once
+(local/pollers.py) never handle one message, or one message group, at the same time.
+One poller runs one invocation at a time: Powertools' metric store is process-wide.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from local.lambda_runtime import LocalContext, sqs_event
@@ -46,6 +51,17 @@ class PollerStats:
     redelivered: int = 0
     errors: list[str] = field(default_factory=list)
 
+    @classmethod
+    def merged(cls, all_stats: Iterable[PollerStats]) -> PollerStats:
+        """The sums of several pollers' counts, and all their errors."""
+        total = cls()
+        for stats in all_stats:
+            for counter in fields(cls):
+                if counter.name != "errors":
+                    setattr(total, counter.name, getattr(total, counter.name) + getattr(stats, counter.name))
+            total.errors.extend(stats.errors)
+        return total
+
 
 @dataclass
 class Poller:
@@ -65,7 +81,8 @@ class Poller:
         answer = self.sqs.receive_message(
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=self.batch_size,
-            VisibilityTimeout=self.visibility_timeout,
+            # Hidden while the invocation may run; failures are made visible sooner once it is over.
+            VisibilityTimeout=max(math.ceil(self.function_timeout), self.visibility_timeout),
             WaitTimeSeconds=0,
             MessageSystemAttributeNames=["All"],
             MessageAttributeNames=["All"],
@@ -88,11 +105,26 @@ class Poller:
         except Exception as error:  # noqa: BLE001 - Lambda's answer to any exception: the whole batch again
             self.stats.invocation_errors += 1
             self.stats.errors.append(f"{type(error).__name__}: {error}")
+            self._release(messages)
             return
         failed = {str(entry["itemIdentifier"]) for entry in response.get("batchItemFailures", [])}
         self.stats.item_failures += len(failed)
         done = [message for message in messages if message["MessageId"] not in failed]
         self._delete(done)
+        self._release([message for message in messages if message["MessageId"] in failed])
+
+    def _release(self, messages: Sequence[Mapping[str, Any]]) -> None:
+        """Visible again ``visibility_timeout`` seconds from now. Entries the consumer deleted fail: that is fine."""
+        for start in range(0, len(messages), 10):
+            chunk = messages[start : start + 10]
+            entries = [
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": self.visibility_timeout}
+                for i, m in enumerate(chunk)
+            ]
+            try:
+                self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries)  # type: ignore[arg-type]
+            except Exception as error:  # noqa: BLE001 - they come back after the function timeout instead
+                self.stats.errors.append(f"ChangeMessageVisibilityBatch: {error}")
 
     def _delete(self, messages: Sequence[Mapping[str, Any]]) -> None:
         for start in range(0, len(messages), 10):

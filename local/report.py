@@ -70,6 +70,13 @@ class Report:
     notes: list[str] = field(default_factory=list)
     # The function's settings as the run deployed them, each with its source.
     settings: dict[str, str] = field(default_factory=dict)
+    # Pollers that drained the queue at once (each in its own process when more than one).
+    pollers: int = 1
+    invocations_by_poller: list[int] = field(default_factory=list)
+    # The embedded emulator's requests, and the share of the run it spent answering them (wall, CPU).
+    emulator_requests: int = 0
+    emulator_busy_percent: float = 0.0
+    emulator_cpu_percent: float = 0.0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=False)
@@ -90,7 +97,12 @@ class Report:
             f"batch failures        {self.batch_item_failures} records reported, {self.invocation_errors} "
             f"invocations raised, {self.redeliveries} redeliveries "
             f"(visibility timeout {self.visibility_timeout} s)",
-            f"invocations           {self.invocations}",
+            f"invocations           {self.invocations}"
+            + (
+                f" by {self.pollers} poller processes ({' + '.join(map(str, self.invocations_by_poller))})"
+                if self.pollers > 1
+                else ""
+            ),
             f"metrics (EMF)         {metrics}",
             f"dlq                   {reasons}",
         ]
@@ -102,6 +114,14 @@ class Report:
             f"table                 {self.table_items} items",
             f"queue left            {self.queue_left} messages",
             f"time                  {self.seconds:.1f} s, {self.messages_per_second:.0f} messages/s",
+            *(
+                [
+                    f"emulator              {self.emulator_requests} requests, answering them (one at a time) "
+                    f"{self.emulator_busy_percent:.0f}% of the time, on a CPU {self.emulator_cpu_percent:.0f}%"
+                ]
+                if self.emulator_requests
+                else []
+            ),
             f"accounted             {'all' if not self.unaccounted else 'NOT ALL'}: "
             f"{self.unaccounted} unaccounted for" + (f" {self.unaccounted_ids[:5]}" if self.unaccounted else ""),
         ]

@@ -4,7 +4,8 @@ Faults (seeded, ``local.faults``) on the consumer's own clients: throttling and 
 ``PutItem`` longer than boto3's retries, writes that land but whose answer is lost, read
 timeouts, ``DeleteMessageBatch`` failures and partial failures, ``SendMessage`` to the DLQ
 failing, and invocations that die between the write and the delete. At the end each
-invariant is a number of violations; all must be 0.
+invariant is a number of violations; all must be 0. With ``--pollers N`` the queue is drained
+by N poller processes at once, each with its own faults, as Lambda's concurrent invocations.
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ from pathlib import Path
 from typing import IO
 
 from local import results
-from local.cli import Run, run_local
-from local.faults import DIE, ERROR, LOST_ANSWER, PARTIAL, TIMEOUT, Rule, WireFaults, WriteLedger
-from local.poller import Poller
+from local.cli import Run, positive, run_local
+from local.faults import DIE, ERROR, LOST_ANSWER, PARTIAL, TIMEOUT, FaultPlan, Rule, WriteLedger
 from local.producer import INVALID, VALID
 
 
@@ -43,12 +43,14 @@ def consumer_faults(scale: float = 1.0) -> tuple[list[Rule], list[Rule]]:
 
 @dataclass
 class SoakResult:
+    pollers: int
     messages_sent: int
     valid: int
     invalid: int
     duplicates: int
     seconds: float
     faults_injected: dict[str, int]
+    invocations_by_poller: list[int]
     invocation_errors: int
     batch_item_failures: int
     redeliveries: int
@@ -73,10 +75,14 @@ class SoakResult:
 
     def to_text(self) -> str:
         width = max([32, *(len(name) + 3 for name in self.faults_injected)])
-        lines = [f"{name:{width}} {value}" for name, value in asdict(self).items() if name != "faults_injected"]
-        lines.insert(6, f"{'faults_injected':{width}} {sum(self.faults_injected.values())}")
-        lines[7:7] = [f"  {name:{width - 2}} {count}" for name, count in sorted(self.faults_injected.items())]
-        return "\n".join(["== soak ==", *lines, f"{'violations':{width}} {self.violations()}"])
+        lines = ["== soak =="]
+        for name, value in asdict(self).items():
+            if name == "faults_injected":
+                lines.append(f"{name:{width}} {sum(self.faults_injected.values())}")
+                lines.extend(f"  {fault:{width - 2}} {count}" for fault, count in sorted(self.faults_injected.items()))
+            else:
+                lines.append(f"{name:{width}} {value}")
+        return "\n".join([*lines, f"{'violations':{width}} {self.violations()}"])
 
 
 def check(run: Run, ledger: WriteLedger) -> dict[str, int]:
@@ -110,19 +116,18 @@ def check(run: Run, ledger: WriteLedger) -> dict[str, int]:
 
 
 def soak(
-    messages: int, groups: int, duplicates: int, invalid: int, *, seed: int = 11, scale: float = 1.0, err: IO[str]
+    messages: int,
+    groups: int,
+    duplicates: int,
+    invalid: int,
+    *,
+    seed: int = 11,
+    scale: float = 1.0,
+    pollers: int = 1,
+    err: IO[str],
 ) -> SoakResult:
-    ledger = WriteLedger()
     dynamodb_rules, sqs_rules = consumer_faults(scale)
-    injectors: list[WireFaults] = []
-
-    def install(_poller: Poller) -> None:
-        from consumer import bootstrap
-
-        clients = bootstrap.clients()
-        injectors.append(WireFaults(dynamodb_rules, seed=seed, ledger=ledger).install(clients.dynamodb))
-        injectors.append(WireFaults(sqs_rules, seed=seed + 1).install(clients.sqs))
-
+    plan = FaultPlan(tuple(dynamodb_rules), tuple(sqs_rules), seed=seed)
     options = argparse.Namespace(
         messages=messages,
         groups=groups,
@@ -139,20 +144,20 @@ def soak(
         visibility_timeout=1,
         logs=None,
         deadline=3600.0,
+        pollers=pollers,
     )
-    run = run_local(options, err=err, install_faults=install)
-    injected: dict[str, int] = {}
-    for injector in injectors:
-        injected.update(injector.injected)
-    figures = check(run, ledger)
+    run = run_local(options, err=err, faults=plan)
+    figures = check(run, run.ledger)
     report = run.report
     return SoakResult(
+        pollers=pollers,
         messages_sent=report.sent,
         valid=report.sent_by_kind[VALID],
         invalid=report.sent_by_kind[INVALID],
         duplicates=report.sent - report.sent_by_kind[VALID] - report.sent_by_kind[INVALID],
         seconds=report.seconds,
-        faults_injected=injected,
+        faults_injected=dict(run.faults_injected),
+        invocations_by_poller=report.invocations_by_poller,
         invocation_errors=report.invocation_errors,
         batch_item_failures=report.batch_item_failures,
         redeliveries=report.redeliveries,
@@ -175,8 +180,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     top.add_argument("--invalid", type=int, help="default: 1 per 50 messages (400 for 20,000)")
     top.add_argument("--seed", type=int, default=11)
     top.add_argument("--scale", type=float, default=1.0, help="multiplies every fault rate")
+    top.add_argument("--pollers", type=positive, default=1, help="poller processes at once (default 1: in-process)")
     top.add_argument("--json", action="store_true")
-    top.add_argument("--results", metavar="DIR", type=Path, help="also write soak.md there (make soak: docs/results)")
+    top.add_argument(
+        "--results",
+        metavar="DIR",
+        type=Path,
+        help="also write soak.md there, soak-pollers-N.md with --pollers N (make soak: docs/results)",
+    )
     options = top.parse_args(arguments)
     result = soak(
         options.messages,
@@ -185,11 +196,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         options.messages // 50 if options.invalid is None else options.invalid,
         seed=options.seed,
         scale=options.scale,
+        pollers=options.pollers,
         err=sys.stderr,
     )
     print(json.dumps(asdict(result), indent=2) if options.json else result.to_text())
     if options.results:
-        written = results.write(options.results, "soak.md", markdown(result, results.command("local.soak", arguments)))
+        name = "soak.md" if options.pollers == 1 else f"soak-pollers-{options.pollers}.md"
+        written = results.write(options.results, name, markdown(result, results.command("local.soak", arguments)))
         print(f"wrote {written}", file=sys.stderr)
     return 0 if result.violations() == 0 else 1
 

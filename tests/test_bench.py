@@ -1,4 +1,7 @@
-"""`make bench` still runs: every section is printed and every figure is a positive number (no timing limits)."""
+"""`make bench` still runs: every section is printed and every figure is a positive number (no timing limits).
+
+The quick run's concurrency section drains its queue with 1 and 2 poller processes (4 only in the full run).
+"""
 
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ SECTIONS = [
     "4. Peak memory",
     "5. Dollars per million messages",
     "6. Hostile bodies",
+    "7. Concurrent pollers",
 ]
 
 
@@ -71,6 +75,16 @@ def test_the_quick_bench_prints_every_section_with_positive_figures(tmp_path: Pa
         assert results["cost_per_million"][name]["total"] > 0
     assert results["baseline_rss_mb"] > 0
     assert results["calls_per_message"]["consumer"]["PutItem"] == 1
+    assert results["own_cpu_ms"]["1_groups"]["consumer"] > 0
+    # And the concurrency section drained its queue with each number of pollers (1 and 2 when quick),
+    # every message saved, and measured the emulator alone
+    concurrency = results["concurrency"]
+    assert set(concurrency["runs"]) == {"1", "2"}
+    for run in concurrency["runs"].values():
+        assert run["messages"] == concurrency["workload"]["messages"]
+        assert run["messages_per_second"] > 0
+        assert 0 < run["emulator_busy_share"] <= 1
+    assert all(alone["requests_per_second"] > 0 for alone in concurrency["emulator_alone"].values())
     # And a quick run's figures, not to be quoted, are not written where the docs quote from
     assert not results_dir.exists()
     assert "quick run" in done.stderr

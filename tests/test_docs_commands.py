@@ -45,11 +45,18 @@ RULES = [
     Rule(r"\.venv/bin/python -m (local run|local\.soak) --help", True, "help"),
     Rule(r"make run ARGS=--keep-running", False, "never ends: test_keep_running_prints_commands_that_work runs it"),
     Rule(r"make run ARGS=\"--messages \d+ .*\"", False, "the default run, bigger: minutes"),
+    Rule(r"make run ARGS=\"--pollers \d+\"", True, "the default run, drained by poller processes at once"),
     Rule(r"make (check|test)", False, "the test suite itself"),
     Rule(r"make (build|validate)", False, "installs the SAM CLI and checkov: minutes; make test runs validate"),
     Rule(r"make bench( ARGS=--quick)?", False, "the benchmark: minutes; tests/test_bench.py runs its quick mode"),
     Rule(r"\.venv/bin/python -m bench --json out\.json", False, "the full benchmark: minutes"),
     Rule(r"make soak( ARGS=.*)?", False, "the soak: minutes; tests/test_soak.py runs a CI-sized one"),
+    Rule(r"make capacity ARGS=\"--rate \d+ --groups \d+\"", True, "the capacity calculator: arithmetic"),
+    Rule(
+        r"\.venv/bin/python -m local capacity --markdown .* --results docs/results",
+        False,
+        "rewrites docs/results/capacity.md: tests/test_capacity.py checks it is the calculator's output",
+    ),
     Rule(r"make (e2e|invoke)( .*)?", False, "builds the zip and starts MiniStack: make test runs make e2e"),
     Rule(r"\.venv-sam/bin/sam deploy.*", False, "needs an AWS account"),
     Rule(r"\.venv-sam/bin/sam local invoke .*", False, "needs Docker (and make build)"),
@@ -141,12 +148,20 @@ def test_a_documented_command_works_as_pasted(command: str, tmp_path: Path) -> N
         assert report["sent"] == report["sent_by_kind"]["valid"] + sum(
             report["sent_by_kind"][kind] for kind in ("duplicate", "conflicting_duplicate", "invalid")
         )
-    elif command == "make run":
+    elif command.startswith("make run"):
         # The sample report in the docs has the lines this one has, in the same order
         sample = (ROOT / "docs" / "results" / "run.md").read_text(encoding="utf-8")
         quoted = sample.split("```text\n", 1)[1].split("```", 1)[0]
         assert REPORT_LABEL.findall(done.stdout) == REPORT_LABEL.findall(quoted)
         assert "accounted             all: 0 unaccounted for" in done.stdout
+        if pollers := re.search(r"--pollers (\d+)", command):
+            assert f"by {pollers.group(1)} poller processes" in done.stdout
+    elif command.startswith("make capacity"):
+        # A plan for the rate asked, with the setting it needs and what it costs
+        rate, groups = (int(number) for number in re.findall(r"--(?:rate|groups) (\d+)", command))
+        plan = done.stdout.split(f"{rate:,} messages/s, {groups:,} groups:\n", 1)[1]
+        assert re.search(r"^  EventSourceMaxConcurrency  \d+ ", plan, flags=re.MULTILINE)
+        assert re.search(r"^  cost per million messages  \$\d+\.\d\d ", plan, flags=re.MULTILINE)
     else:
         assert done.stdout.startswith("usage:")
 

@@ -1,5 +1,8 @@
 """The emulators behave as SQS does under concurrent calls, so verdicts on their state are not a coin toss.
 
+The local run's emulator also gives a FIFO group back in order once several of its messages
+come back at once (moto 5.2.5 alone hands out the last of them first).
+
 moto 5.2.5 rebuilds a queue's message list on every delete: two deletes at once can each start
 from the same old list, and one brings back what the other deleted. Switching threads as often
 as CPython allows makes that race likely: without the emulators' lock, 13 and 18 of 30 trials of
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -78,3 +82,25 @@ def test_concurrent_deletes_all_stick_in_the_local_run_emulator(monkeypatch: pyt
 
     # Then every acknowledged delete stuck, as in SQS
     assert left == [0] * TRIALS
+
+
+def test_a_fifo_group_whose_messages_come_back_together_is_redelivered_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given the emulator `make run` and the soak use, and a FIFO group of five messages
+    with running_emulator() as endpoint:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        sqs = boto3.client("sqs", region_name=REGION)
+        attributes: dict[Any, str] = {"FifoQueue": "true", "ContentBasedDeduplication": "true"}
+        url = sqs.create_queue(QueueName="group.fifo", Attributes=attributes)["QueueUrl"]
+        for index in range(5):
+            sqs.send_message(QueueUrl=url, MessageBody=f"m{index}", MessageGroupId="g")
+
+        # When the first three are received, left unprocessed, and all come back at once
+        first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=3, VisibilityTimeout=1)["Messages"]
+        time.sleep(1.5)
+        again = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30)["Messages"]
+
+    # Then the group is handed out again from its first message, in order, as SQS does
+    assert [message["Body"] for message in first] == ["m0", "m1", "m2"]
+    assert [message["Body"] for message in again] == ["m0", "m1", "m2", "m3", "m4"]

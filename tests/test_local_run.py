@@ -17,6 +17,7 @@ from local.cli import environment, main, parser, run_local
 from local.emulator import running_emulator
 from local.faults import ERROR, Rule, WireFaults
 from local.poller import Poller
+from local.pollers import PollerJob, PollersFailed, run_pollers
 from local.report import read_dlq
 from local.template_resources import deploy_local
 
@@ -70,8 +71,64 @@ def test_the_cli_describes_its_options() -> None:
     text = stdout.getvalue()
     for option in ("--messages", "--groups", "--duplicates", "--invalid", "--events", "--json", "--keep-running"):
         assert option in text
-    for option in ("--endpoint-url", "--queue-url", "--table"):
+    for option in ("--endpoint-url", "--queue-url", "--table", "--pollers"):
         assert option in text
+
+
+def test_make_run_with_two_pollers_drains_from_two_processes_and_accounts_for_every_message(tmp_path: Path) -> None:
+    # Given a workload over 40 groups (moto fills a batch from up to 10 groups, so both pollers find some
+    # unlocked), and `make run --pollers 2` keeping the handler's logs
+    logs = tmp_path / "handler.log"
+    argv = ["run", "--messages", "80", "--groups", "40", "--duplicates", "4", "--invalid", "3", "--pollers", "2"]
+    options = parser().parse_args([*argv, "--env-file", os.devnull, "--logs", str(logs)])
+
+    # When it runs on the embedded emulator
+    run = run_local(options, err=io.StringIO())
+
+    # Then two other processes invoked the handler, each after a cold start of its own, each logging to its file
+    pids = {poller.pid for poller in run.poller_reports}
+    assert len(pids) == 2
+    assert os.getpid() not in pids
+    assert all(poller.stats.invocations > 0 for poller in run.poller_reports)
+    assert run.output.metrics["ColdStart"] == 2
+    for index in (0, 1):
+        assert '"_aws"' in (tmp_path / f"handler.poller{index}.log").read_text(encoding="utf-8")
+    # And every message is accounted for, from the merged EMF metrics and the table
+    report = run.report
+    assert report.pollers == 2
+    assert sum(report.invocations_by_poller) == report.invocations
+    assert report.saved == report.table_items == report.metrics["MessagesSaved"] == 80
+    assert report.duplicates == 4
+    assert report.quarantined == 3
+    assert report.unaccounted == report.queue_left == 0
+    assert f"by 2 poller processes ({' + '.join(map(str, report.invocations_by_poller))})" in report.to_text()
+
+
+def test_a_poller_process_that_fails_stops_the_run_with_its_error() -> None:
+    # Given a poller process whose function environment has a setting the handler's bootstrap refuses
+    job = PollerJob(
+        environment={"AWS_REGION": "us-east-1", "MAX_CONCURRENCY": "0"},
+        queue_url="http://127.0.0.1:9/queue.fifo",
+        queue_arn="arn:aws:sqs:us-east-1:000000000000:queue.fifo",
+        region="us-east-1",
+        batch_size=10,
+        function_timeout=60,
+        visibility_timeout=1,
+        deadline_seconds=30,
+    )
+
+    # When the pollers start; Then the run stops, and says which poller failed and why
+    with pytest.raises(PollersFailed, match=r"(?s)poller 0 failed at start:.*MAX_CONCURRENCY=0 is out of range"):
+        run_pollers(1, job, feed=lambda: False)
+
+
+def test_keep_running_is_refused_with_several_pollers() -> None:
+    # Given `make run` asked to keep running with two pollers
+    # When it starts; Then it refuses before starting anything, naming the conflict
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr), pytest.raises(SystemExit):
+        main(["run", "--keep-running", "--pollers", "2", "--env-file", os.devnull])
+    assert "--keep-running keeps one poller" in stderr.getvalue()
 
 
 def test_failed_messages_come_back_and_end_where_they_must() -> None:

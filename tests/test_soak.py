@@ -28,3 +28,25 @@ def test_under_wire_faults_nothing_is_lost_stored_twice_or_reordered() -> None:
     assert result.invalid_not_in_dlq_with_reason == 0
     assert result.invalid_in_table == 0
     assert result.left_in_queue == 0
+
+
+def test_with_concurrent_pollers_nothing_is_lost_stored_twice_or_reordered() -> None:
+    # Given 400 orders over 16 groups, with duplicates and invalid bodies, faults on the consumer's wire,
+    # and three event source pollers draining the queue at once, each invoking the handler in its own
+    # process with faults of its own (as three Lambda containers would)
+
+    # When they drain the queue together
+    result = soak(400, 16, 20, 10, seed=5, scale=3.0, pollers=3, err=io.StringIO())
+
+    # Then each of the three invoked the handler, faults were met, and every invariant holds across them
+    assert result.pollers == 3
+    assert len(result.invocations_by_poller) == 3
+    assert all(invocations > 0 for invocations in result.invocations_by_poller)
+    assert sum(result.faults_injected.values()) > 0
+    assert result.messages_sent == 430
+    assert result.not_written_exactly_once == 0
+    assert result.lost == 0
+    assert result.groups_out_of_order == 0
+    assert result.invalid_not_in_dlq_with_reason == 0
+    assert result.invalid_in_table == 0
+    assert result.left_in_queue == 0
