@@ -83,6 +83,8 @@ class WireFaults:
             return botocore_stubber(event_name=event_name, request=request, **kwargs)
         self.injected[operation] += 1
         if rule.kind == "error":
+            if self.client.meta.service_model.protocol == "rest-xml":
+                return _xml_error_answer(request.url, rule.code, rule.status)
             return error_answer(request.url, rule.code, rule.status)
         if rule.kind == "lose_answer":
             botocore_stubber(event_name=event_name, request=request, **kwargs)
@@ -93,11 +95,28 @@ class WireFaults:
         for rule in self._rules.get(operation, []):
             if rule.remaining <= 0:
                 continue
-            if rule.when is not None and not rule.when(json.loads(request.body or b"{}")):
+            if rule.when is not None and not rule.when(_json_body(request)):
                 continue
             rule.remaining -= 1
             return rule
         return None
+
+
+def _json_body(request: Any) -> dict[str, Any]:
+    """A JSON-protocol request's parameters; S3's requests carry the object instead, so they have none."""
+    try:
+        parsed = json.loads(request.body or b"{}")
+    except (ValueError, TypeError):
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _xml_error_answer(url: str, code: str, status: int) -> AWSResponse:
+    """An error in S3's REST-XML shape: botocore parses its code and retries it as it would S3's own."""
+    body = f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>injected fault</Message></Error>"
+    headers = HTTPHeaders()
+    headers["Content-Type"] = "application/xml"
+    return AWSResponse(url, status, headers, MockRawResponse(body.encode()))
 
 
 def refuse(client: Any, operation: str, code: str, *, status: int = 400) -> Counter[str]:

@@ -12,7 +12,7 @@ import enum
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -21,7 +21,6 @@ from aws_lambda_powertools.metrics import MetricUnit
 from consumer import telemetry
 from consumer.aws_clients import DELETE_BUDGET_MS, SAFETY_MARGIN_MS
 from consumer.config import Config
-from consumer.dynamodb_item import build_item
 from consumer.exceptions import (
     InvalidEventError,
     InvalidMessageError,
@@ -29,6 +28,8 @@ from consumer.exceptions import (
     RecordFailure,
     StoreConfigurationError,
 )
+from consumer.extended_client import S3Pointer, pointer_of
+from consumer.large_messages import BodyUpload, LargeMessages
 from consumer.message import KEY_FROM_BODY, body_sha256, parse_message
 from consumer.message_store import MessageStore, SaveOutcome
 from consumer.queue_gateway import MAX_DELETE_BATCH, QueueGateway
@@ -69,6 +70,11 @@ class Prepared:
     invalid: InvalidMessageError | None = None
     failure: str | None = None
     key_fallback: bool = False
+    # An SQS Extended Client pointer: its payload is read when the record's turn comes.
+    pointer: S3Pointer | None = None
+    # The body, written to S3 before the item that names it.
+    upload: BodyUpload | None = None
+    failure_metric: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,8 @@ class RecordResult:
     error_metric: str | None = None
     invalid: bool = False
     key_fallback: bool = False
+    pointer_read: bool = False
+    offloaded: bool = False
 
     @property
     def handled(self) -> bool:
@@ -98,11 +106,13 @@ class BatchConsumer:
         config: Config,
         store: MessageStore,
         queues: QueueGateway,
+        large: LargeMessages,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._config = config
         self._store = store
         self._queues = queues
+        self._large = large
         self._clock = clock
 
     def process(self, event: object, context: LambdaContextLike) -> dict[str, list[dict[str, str]]]:
@@ -133,9 +143,15 @@ class BatchConsumer:
         if self._config.log_message_body:
             received["body"] = record.body
         log_step(record.message_id, "message_received", INFO, received)
+        return self._parse(record)
+
+    def _parse(self, record: SqsRecord, pointer: S3Pointer | None = None) -> Prepared:
+        """Steps 2-3 on the body, or (``pointer`` given) on the payload ``record`` now carries as its body."""
         try:
+            if pointer is None and (found := pointer_of(record)) is not None:
+                return Prepared(record, record.message_id, body_sha256(record.body), pointer=found)
             message = parse_message(record, self._config.idempotency_key)
-            item = build_item(message, self._clock(), self._config.record_ttl_days, self._config.key_attribute)
+            item, upload = self._large.item(message, self._clock(), pointer)
         except InvalidMessageError as invalid:
             digest = body_sha256(record.body)
             details = {"reason": invalid.reason, "error": invalid.details, "body_sha256": digest}
@@ -161,7 +177,7 @@ class BatchConsumer:
             }
             log_step(message.key, "idempotency_key_fallback", WARNING, details)
         # The message already carries its body's hash: no second pass over a body of up to 1 MiB.
-        return Prepared(record, message.key, message.body_sha256, item=item, key_fallback=fallback)
+        return Prepared(record, message.key, message.body_sha256, item=item, upload=upload, key_fallback=fallback)
 
     def _run_unit(self, unit: Sequence[SqsRecord], context: LambdaContextLike) -> list[RecordResult]:
         results: list[RecordResult] = []
@@ -190,8 +206,11 @@ class BatchConsumer:
     def _handle(self, prepared: Prepared) -> RecordResult:
         record, trace_id = prepared.record, prepared.trace_id
         try:
+            if prepared.pointer is not None:
+                prepared = self._read_pointer(prepared)
+                trace_id = prepared.trace_id
             if prepared.failure is not None:
-                return RecordResult(record, trace_id, Outcome.FAILED)
+                return RecordResult(record, trace_id, Outcome.FAILED, error_metric=prepared.failure_metric)
             if prepared.invalid is not None:
                 return self._quarantine(prepared, prepared.invalid)
             assert prepared.item is not None
@@ -200,8 +219,25 @@ class BatchConsumer:
             _log_unexpected(trace_id, "message_handle")
             return RecordResult(record, trace_id, Outcome.FAILED)
 
+    def _read_pointer(self, prepared: Prepared) -> Prepared:
+        """The payload a pointer names, read now (never for a held-back record) and parsed as its body;
+        the record itself stays the pointer, which is what a quarantine forwards."""
+        assert prepared.pointer is not None
+        try:
+            payload = self._large.read(prepared.record, prepared.pointer)
+        except InvalidMessageError as invalid:
+            return replace(prepared, pointer=None, invalid=invalid)
+        except RecordFailure as failure:
+            return replace(prepared, pointer=None, failure=str(failure), failure_metric=failure.metric)
+        return replace(self._parse(payload, prepared.pointer), record=prepared.record, pointer=prepared.pointer)
+
     def _save(self, prepared: Prepared, item: dict[str, Any]) -> RecordResult:
         record, trace_id = prepared.record, prepared.trace_id
+        if prepared.upload is not None:
+            try:  # S3 first: an item never points at nothing
+                self._large.write(prepared.upload, trace_id, record.message_id)
+            except RecordFailure as failure:
+                return RecordResult(record, trace_id, Outcome.FAILED, error_metric=failure.metric)
         details: dict[str, Any] = {"table": self._store.table_name, "sqs_message_id": record.message_id}
         try:
             saved = self._store.save(item, prepared.body_sha256)
@@ -223,7 +259,14 @@ class BatchConsumer:
             if conflicting:
                 skipped["hint"] = "the stored body differs from this one; the first write was kept"
             log_step(trace_id, "message_skipped", WARNING if conflicting else INFO, skipped)
-        return RecordResult(record, trace_id, outcome, key_fallback=prepared.key_fallback)
+        return RecordResult(
+            record,
+            trace_id,
+            outcome,
+            key_fallback=prepared.key_fallback,
+            pointer_read=prepared.pointer is not None,
+            offloaded=prepared.upload is not None and outcome is Outcome.SAVED,
+        )
 
     def _quarantine(self, prepared: Prepared, invalid: InvalidMessageError) -> RecordResult:
         record, trace_id = prepared.record, prepared.trace_id
@@ -249,7 +292,9 @@ class BatchConsumer:
         if quarantined.reason_only:
             details["sent_with"] = "the reason only: SQS refused the message with all its attributes"
         log_step(trace_id, "message_quarantined", SUCCESS, details)
-        return RecordResult(record, trace_id, Outcome.QUARANTINED, invalid=True)
+        return RecordResult(
+            record, trace_id, Outcome.QUARANTINED, invalid=True, pointer_read=prepared.pointer is not None
+        )
 
     def _delete_handled(
         self, handled: Sequence[RecordResult], pool: ThreadPoolExecutor, context: LambdaContextLike
@@ -332,6 +377,9 @@ def _add_metrics(results: Sequence[RecordResult], deletes: DeleteSummary, failur
         telemetry.SQS_GET_URL_ERROR: deletes.lookup_failures,
         telemetry.SQS_DELETE_ERROR: deletes.failed,
         telemetry.IDEMPOTENCY_KEY_FALLBACKS: sum(1 for result in results if result.key_fallback),
+        telemetry.PAYLOADS_OFFLOADED: sum(1 for result in results if result.offloaded),
+        telemetry.POINTERS_READ: sum(1 for result in results if result.pointer_read),
+        telemetry.S3_PAYLOAD_ERROR: errors[telemetry.S3_PAYLOAD_ERROR],
     }
     for name, value in counts.items():
         telemetry.metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

@@ -11,12 +11,15 @@ import boto3
 from consumer.aws_clients import client_config
 from consumer.batch_consumer import BatchConsumer
 from consumer.config import Config
+from consumer.large_messages import LargeMessages
 from consumer.message_store import MessageStore
+from consumer.payload_store import PayloadStore
 from consumer.queue_gateway import QueueGateway
 from consumer.telemetry import WARNING, log_step
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
 
@@ -24,6 +27,8 @@ if TYPE_CHECKING:
 class Clients:
     dynamodb: DynamoDBClient
     sqs: SQSClient
+    # Only when PAYLOAD_BUCKET or POINTER_BUCKETS is set: S3's client costs cold-start time.
+    s3: S3Client | None = None
 
 
 @lru_cache(maxsize=1)
@@ -37,7 +42,8 @@ def clients() -> Clients:
     config = settings()
     session = boto3.session.Session(region_name=config.region)
     wire = client_config(config.max_concurrency)
-    return Clients(dynamodb=session.client("dynamodb", config=wire), sqs=session.client("sqs", config=wire))
+    s3 = session.client("s3", config=wire) if config.payload_bucket or config.pointer_buckets else None
+    return Clients(dynamodb=session.client("dynamodb", config=wire), sqs=session.client("sqs", config=wire), s3=s3)
 
 
 @lru_cache(maxsize=1)
@@ -50,7 +56,8 @@ def batch_consumer() -> BatchConsumer:
     if unchecked is not None:
         log_step("configuration", "dynamodb_describe_table", WARNING, {"error": unchecked})
     queues = QueueGateway(aws.sqs, dlq_url=config.dlq_url)
-    return BatchConsumer(config, store, queues)
+    large = LargeMessages(PayloadStore(aws.s3) if aws.s3 is not None else None, config)
+    return BatchConsumer(config, store, queues, large)
 
 
 def reset() -> None:

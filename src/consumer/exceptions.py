@@ -42,6 +42,12 @@ class StoreConfigurationError(DynamoDBSaveError):
     """DynamoDB refused the request itself (table or configuration is wrong, not the message)."""
 
 
+class PayloadStoreError(RecordFailure):
+    """S3 refused, or did not answer, a body's write or a pointer's read after retries."""
+
+    metric = "S3PayloadError"
+
+
 class QuarantineError(RecordFailure):
     """An invalid message could not be sent to the dead-letter queue."""
 

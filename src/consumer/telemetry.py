@@ -26,6 +26,12 @@ SQS_GET_URL_ERROR = "SQSGetURLError"
 SQS_DELETE_ERROR = "SQSDeleteError"
 # Saved or duplicate records keyed by MessageDeduplicationId or messageId: the key path found nothing.
 IDEMPOTENCY_KEY_FALLBACKS = "IdempotencyKeyFallbacks"
+# Bodies saved with their whole body in S3 (PAYLOAD_BUCKET): their item would pass DynamoDB's 400 KB.
+PAYLOADS_OFFLOADED = "PayloadsOffloaded"
+# SQS Extended Client pointers whose payload was read from S3.
+POINTERS_READ = "PointersRead"
+# An S3 read or write failed after retries: the record is retried.
+S3_PAYLOAD_ERROR = "S3PayloadError"
 METRIC_NAMES = (
     MESSAGES_SAVED,
     DUPLICATE_MESSAGES,
@@ -39,6 +45,9 @@ METRIC_NAMES = (
     SQS_GET_URL_ERROR,
     SQS_DELETE_ERROR,
     IDEMPOTENCY_KEY_FALLBACKS,
+    PAYLOADS_OFFLOADED,
+    POINTERS_READ,
+    S3_PAYLOAD_ERROR,
 )
 
 INFO = "info"
