@@ -120,10 +120,13 @@ def _bucket(env: Mapping[str, str], name: str) -> str | None:
 
 
 def _buckets(env: Mapping[str, str], name: str) -> frozenset[str]:
-    names = [part.strip() for part in _text(env, name).split(",") if part.strip()]
+    raw = _text(env, name)
+    names = [part.strip() for part in raw.split(",") if part.strip()]
     wrong = [part for part in names if not BUCKET_NAME.fullmatch(part)]
     if wrong:
-        raise ConfigurationError(f"{name}: {wrong[0]!r} is not an S3 bucket name; list bucket names, comma-separated")
+        raise ConfigurationError(
+            f"{name}={raw!r}: {wrong[0]!r} is not an S3 bucket name; list bucket names, comma-separated"
+        )
     return frozenset(names)
 
 

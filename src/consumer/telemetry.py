@@ -28,7 +28,7 @@ SQS_DELETE_ERROR = "SQSDeleteError"
 IDEMPOTENCY_KEY_FALLBACKS = "IdempotencyKeyFallbacks"
 # Bodies saved with their whole body in S3 (PAYLOAD_BUCKET): their item would pass DynamoDB's 400 KB.
 PAYLOADS_OFFLOADED = "PayloadsOffloaded"
-# SQS Extended Client pointers whose payload was read from S3.
+# SQS Extended Client pointers whose payload was read from S3 (as UTF-8 text).
 POINTERS_READ = "PointersRead"
 # An S3 read or write failed after retries: the record is retried.
 S3_PAYLOAD_ERROR = "S3PayloadError"
