@@ -60,6 +60,14 @@ def error_answer(url: str, code: str, status: int) -> AWSResponse:
     return _answer(url, status, body, {"x-amzn-query-error": f"{code};{fault}"})
 
 
+def xml_error_answer(url: str, code: str, status: int) -> AWSResponse:
+    """An error in S3's REST-XML shape: botocore parses its code and retries it as it would S3's own."""
+    body = f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>injected fault</Message></Error>"
+    headers = HTTPHeaders()
+    headers["Content-Type"] = "application/xml"
+    return AWSResponse(url, status, headers, _Raw(body.encode()))
+
+
 @dataclass
 class Rule:
     """On ``operation``, with probability ``rate`` per call, a burst of ``burst`` calls meets ``kind``."""
@@ -117,13 +125,17 @@ class WireFaults:
                     return rule
             return None
 
-    def _before_send(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
+    def _before_send(self, request: AWSPreparedRequest, event_name: str = "", **_: Any) -> AWSResponse | None:
+        # JSON-protocol calls name their operation in a header; S3's REST calls only in the event's name.
         target = request.headers.get("X-Amz-Target", b"")
-        operation = (target.decode() if isinstance(target, bytes) else str(target)).rsplit(".", 1)[-1]
+        name = target.decode() if isinstance(target, bytes) else str(target)
+        operation = (name or event_name).rsplit(".", 1)[-1]
         rule = self._pick(operation)
         if rule is None:
             return self._send(operation, request) if self._observed(operation) else None
         if rule.kind == ERROR:
+            if event_name.startswith("before-send.s3."):
+                return xml_error_answer(request.url, rule.code, rule.status)
             return error_answer(request.url, rule.code, rule.status)
         if rule.kind == TIMEOUT:
             raise ReadTimeoutError(endpoint_url=request.url)

@@ -13,10 +13,13 @@ What it does, as the mapping does for a FIFO queue:
 - redrive: SQS moves a message to the DLQ when it is received after ``maxReceiveCount``
   receives. moto applies the RedrivePolicy on receive as SQS does, so the poller only counts it.
 
-One difference, on purpose: messages are received with the poller's own visibility timeout
-(``ReceiveMessage``'s ``VisibilityTimeout``, 2 s by default) instead of the queue's (360 s from
-template.yaml), so a failed message comes back within seconds. Invocations run one at a time:
-Powertools' metric store is process-wide.
+One difference, on purpose: a message not deleted comes back after the poller's own visibility
+timeout (2 s by default) instead of the queue's (360 s from template.yaml), so a failed message
+returns within seconds. The poller makes it visible again itself (``ChangeMessageVisibility`` to 0
+once that time has passed) and receives with a long visibility timeout: when several messages
+of one FIFO group time out together, moto 5.2.5 hands out only the last of them and keeps the
+others behind it (SQS hands them out in order), which would reorder the group. Invocations run
+one at a time: Powertools' metric store is process-wide.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ if TYPE_CHECKING:
 
 Handler = Callable[[dict[str, Any], Any], Mapping[str, Any]]
 DEFAULT_VISIBILITY_TIMEOUT = 2
+# What the poller receives with: longer than any invocation, so moto's own timer never runs out first.
+HOLD_SECONDS = 3600
 
 
 @dataclass
@@ -59,13 +64,16 @@ class Poller:
     visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT
     idle_sleep: float = 0.1
     stats: PollerStats = field(default_factory=PollerStats)
+    # Receipt handles of messages not deleted, and when they become visible again.
+    _returning: list[tuple[float, list[str]]] = field(default_factory=list, init=False, repr=False)
 
     def poll_once(self) -> int:
         """One receive and, if anything came, one invocation. Returns the number of records."""
+        self._release_due()
         answer = self.sqs.receive_message(
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=self.batch_size,
-            VisibilityTimeout=self.visibility_timeout,
+            VisibilityTimeout=HOLD_SECONDS,
             WaitTimeSeconds=0,
             MessageSystemAttributeNames=["All"],
             MessageAttributeNames=["All"],
@@ -88,13 +96,17 @@ class Poller:
         except Exception as error:  # noqa: BLE001 - Lambda's answer to any exception: the whole batch again
             self.stats.invocation_errors += 1
             self.stats.errors.append(f"{type(error).__name__}: {error}")
+            self._return_later(messages)
             return
         failed = {str(entry["itemIdentifier"]) for entry in response.get("batchItemFailures", [])}
         self.stats.item_failures += len(failed)
         done = [message for message in messages if message["MessageId"] not in failed]
-        self._delete(done)
+        not_deleted = self._delete(done)
+        self._return_later([message for message in messages if message["MessageId"] in failed] + not_deleted)
 
-    def _delete(self, messages: Sequence[Mapping[str, Any]]) -> None:
+    def _delete(self, messages: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        """The messages it could not delete."""
+        left: list[Mapping[str, Any]] = []
         for start in range(0, len(messages), 10):
             chunk = messages[start : start + 10]
             entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)]
@@ -103,9 +115,31 @@ class Poller:
             except Exception as error:  # noqa: BLE001 - the messages come back and are seen as duplicates
                 self.stats.esm_delete_failures += len(chunk)
                 self.stats.errors.append(f"DeleteMessageBatch: {error}")
+                left.extend(chunk)
                 continue
             self.stats.esm_deleted += len(answer.get("Successful", []))
             self.stats.esm_delete_failures += len(answer.get("Failed", []))
+            left.extend(chunk[int(entry["Id"])] for entry in answer.get("Failed", []))
+        return left
+
+    def _return_later(self, messages: Sequence[Mapping[str, Any]]) -> None:
+        if messages:
+            due = time.monotonic() + self.visibility_timeout
+            self._returning.append((due, [str(message["ReceiptHandle"]) for message in messages]))
+
+    def _release_due(self) -> None:
+        """Messages whose visibility timeout is over become visible again, all of a group at once."""
+        now = time.monotonic()
+        due = [handles for when, handles in self._returning if when <= now]
+        self._returning = [(when, handles) for when, handles in self._returning if when > now]
+        for handles in due:
+            for start in range(0, len(handles), 10):
+                entries = [
+                    {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+                    for i, handle in enumerate(handles[start : start + 10])
+                ]
+                # A message the consumer deleted after all is no longer there: its entry fails, as it should.
+                self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries)  # type: ignore[arg-type]
 
     def queue_depth(self) -> int:
         """Messages visible, in flight, or delayed."""

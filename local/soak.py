@@ -3,8 +3,9 @@
 Faults (seeded, ``local.faults``) on the consumer's own clients: throttling and 5xx bursts on
 ``PutItem`` longer than boto3's retries, writes that land but whose answer is lost, read
 timeouts, ``DeleteMessageBatch`` failures and partial failures, ``SendMessage`` to the DLQ
-failing, and invocations that die between the write and the delete. At the end each
-invariant is a number of violations; all must be 0.
+failing, and invocations that die between the write and the delete; on S3, ``PutObject``
+(large bodies) and ``GetObject`` (Extended Client payloads) throttled, failing, timing out or
+losing their answers. At the end each invariant is a number of violations; all must be 0.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from typing import IO
 from local.cli import Run, run_local
 from local.faults import DIE, ERROR, LOST_ANSWER, PARTIAL, TIMEOUT, Rule, WireFaults, WriteLedger
 from local.poller import Poller
-from local.producer import INVALID, VALID
+from local.producer import INVALID, LARGE, POINTER, STORED_KINDS, VALID
 
 
-def consumer_faults(scale: float = 1.0) -> tuple[list[Rule], list[Rule]]:
-    """(DynamoDB rules, SQS rules) for the consumer's clients; ``scale`` multiplies every rate."""
+def consumer_faults(scale: float = 1.0) -> tuple[list[Rule], list[Rule], list[Rule]]:
+    """(DynamoDB rules, SQS rules, S3 rules) for the consumer's clients; ``scale`` multiplies every rate."""
     dynamodb = [
         Rule("PutItem", ERROR, 0.006 * scale, (1, 5), code="ThrottlingException", status=400),
         Rule("PutItem", ERROR, 0.004 * scale, (1, 4), code="InternalServerError", status=500),
@@ -36,13 +37,23 @@ def consumer_faults(scale: float = 1.0) -> tuple[list[Rule], list[Rule]]:
         Rule("DeleteMessageBatch", PARTIAL, 0.03 * scale),
         Rule("SendMessage", ERROR, 0.05 * scale, (1, 4), code="InternalError", status=500),
     ]
-    return dynamodb, sqs
+    # S3 calls are few (large bodies and pointers only), so their rates are higher to be met at all.
+    s3 = [
+        Rule("PutObject", ERROR, 0.05 * scale, (1, 4), code="SlowDown", status=503),
+        Rule("PutObject", LOST_ANSWER, 0.05 * scale, (1, 3)),
+        Rule("PutObject", TIMEOUT, 0.03 * scale, (1, 2)),
+        Rule("GetObject", ERROR, 0.05 * scale, (1, 4), code="InternalError", status=500),
+        Rule("GetObject", TIMEOUT, 0.03 * scale, (1, 3)),
+    ]
+    return dynamodb, sqs, s3
 
 
 @dataclass
 class SoakResult:
     messages_sent: int
     valid: int
+    large: int
+    pointers: int
     invalid: int
     duplicates: int
     seconds: float
@@ -58,6 +69,9 @@ class SoakResult:
     invalid_not_in_dlq_with_reason: int
     invalid_in_table: int
     left_in_queue: int
+    # Items naming an S3 object that is not there, or holds another body; keys written more than once.
+    items_naming_no_body: int
+    body_objects_written_twice: int
 
     def violations(self) -> int:
         return (
@@ -67,18 +81,20 @@ class SoakResult:
             + self.invalid_not_in_dlq_with_reason
             + self.invalid_in_table
             + self.left_in_queue
+            + self.items_naming_no_body
+            + self.body_objects_written_twice
         )
 
     def to_text(self) -> str:
         lines = [f"{name:32} {value}" for name, value in asdict(self).items() if name != "faults_injected"]
-        lines.insert(6, f"{'faults_injected':32} {sum(self.faults_injected.values())}")
-        lines[7:7] = [f"  {name:30} {count}" for name, count in sorted(self.faults_injected.items())]
+        lines.insert(8, f"{'faults_injected':32} {sum(self.faults_injected.values())}")
+        lines[9:9] = [f"  {name:30} {count}" for name, count in sorted(self.faults_injected.items())]
         return "\n".join(["== soak ==", *lines, f"{'violations':32} {self.violations()}"])
 
 
 def check(run: Run, ledger: WriteLedger) -> dict[str, int]:
     """The invariants, each as a number of violations."""
-    valid = [m for m in run.sent if m.kind == VALID]
+    valid = [m for m in run.sent if m.kind in STORED_KINDS]
     keys = {m.key for m in valid}
     wrong_counts = sum(1 for key in keys if ledger.writes.get(str(key), 0) != 1)
     wrong_counts += sum(1 for key in ledger.writes if key not in keys)
@@ -103,14 +119,30 @@ def check(run: Run, ledger: WriteLedger) -> dict[str, int]:
             1 for item in run.items.values() if item.get("_meta", {}).get("sqs_message_id") in invalid_ids
         ),
         "left_in_queue": run.report.queue_left,
+        "items_naming_no_body": sum(
+            1
+            for item in run.items.values()
+            if "body_s3" in item.get("_meta", {})
+            and item["_meta"]["body_s3"]["sha256"] not in run.payload_objects.get(item["_meta"]["body_s3"]["key"], [])
+        ),
+        "body_objects_written_twice": sum(1 for versions in run.payload_objects.values() if len(versions) > 1),
     }
 
 
 def soak(
-    messages: int, groups: int, duplicates: int, invalid: int, *, seed: int = 11, scale: float = 1.0, err: IO[str]
+    messages: int,
+    groups: int,
+    duplicates: int,
+    invalid: int,
+    *,
+    large: int = 0,
+    pointers: int = 0,
+    seed: int = 11,
+    scale: float = 1.0,
+    err: IO[str],
 ) -> SoakResult:
     ledger = WriteLedger()
-    dynamodb_rules, sqs_rules = consumer_faults(scale)
+    dynamodb_rules, sqs_rules, s3_rules = consumer_faults(scale)
     injectors: list[WireFaults] = []
 
     def install(_poller: Poller) -> None:
@@ -119,12 +151,17 @@ def soak(
         clients = bootstrap.clients()
         injectors.append(WireFaults(dynamodb_rules, seed=seed, ledger=ledger).install(clients.dynamodb))
         injectors.append(WireFaults(sqs_rules, seed=seed + 1).install(clients.sqs))
+        if clients.s3 is not None:
+            injectors.append(WireFaults(s3_rules, seed=seed + 2).install(clients.s3))
 
     options = argparse.Namespace(
         messages=messages,
         groups=groups,
         duplicates=duplicates,
         invalid=invalid,
+        large=large,
+        pointers=pointers,
+        pointer_bucket=None,
         events=None,
         seed=seed,
         endpoint_url=None,
@@ -146,8 +183,10 @@ def soak(
     return SoakResult(
         messages_sent=report.sent,
         valid=report.sent_by_kind[VALID],
+        large=report.sent_by_kind[LARGE],
+        pointers=report.sent_by_kind[POINTER],
         invalid=report.sent_by_kind[INVALID],
-        duplicates=report.sent - report.sent_by_kind[VALID] - report.sent_by_kind[INVALID],
+        duplicates=report.sent - sum(report.sent_by_kind[kind] for kind in (*STORED_KINDS, INVALID)),
         seconds=report.seconds,
         faults_injected=injected,
         invocation_errors=report.invocation_errors,
@@ -164,6 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     top.add_argument("--groups", type=int, default=48)
     top.add_argument("--duplicates", type=int, default=1_000)
     top.add_argument("--invalid", type=int, default=400)
+    top.add_argument("--large", type=int, default=60, help="bodies over DynamoDB's item limit (S3, then the item)")
+    top.add_argument("--pointers", type=int, default=200, help="Extended Client pointers (payloads in S3)")
     top.add_argument("--seed", type=int, default=11)
     top.add_argument("--scale", type=float, default=1.0, help="multiplies every fault rate")
     top.add_argument("--json", action="store_true")
@@ -173,6 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         options.groups,
         options.duplicates,
         options.invalid,
+        large=options.large,
+        pointers=options.pointers,
         seed=options.seed,
         scale=options.scale,
         err=sys.stderr,

@@ -2,7 +2,8 @@
 
 ``WireFaults`` takes moto's ``before-send`` stub off one client and puts itself in
 front of it. Each request then either reaches moto untouched, or meets a fault:
-an error answer (retried by boto3 like a real one, nothing written), a lost answer
+an error answer in the service's own protocol (JSON, or S3's XML; retried by boto3 like a real
+one, nothing written), a lost answer
 (moto applies the request, the caller sees a read timeout), or a failed connection.
 ``refuse`` short-circuits ``before-call``: one error after retries, nothing sent.
 """
@@ -20,7 +21,7 @@ from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 from moto.core.botocore_stubber import MockRawResponse
 from moto.core.models import botocore_stubber
 
-from local.faults import error_answer
+from local.faults import error_answer, xml_error_answer
 
 
 def _operation(event_name: str) -> str:
@@ -84,7 +85,7 @@ class WireFaults:
         self.injected[operation] += 1
         if rule.kind == "error":
             if self.client.meta.service_model.protocol == "rest-xml":
-                return _xml_error_answer(request.url, rule.code, rule.status)
+                return xml_error_answer(request.url, rule.code, rule.status)
             return error_answer(request.url, rule.code, rule.status)
         if rule.kind == "lose_answer":
             botocore_stubber(event_name=event_name, request=request, **kwargs)
@@ -109,14 +110,6 @@ def _json_body(request: Any) -> dict[str, Any]:
     except (ValueError, TypeError):
         return {}
     return parsed if isinstance(parsed, dict) else {}
-
-
-def _xml_error_answer(url: str, code: str, status: int) -> AWSResponse:
-    """An error in S3's REST-XML shape: botocore parses its code and retries it as it would S3's own."""
-    body = f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>injected fault</Message></Error>"
-    headers = HTTPHeaders()
-    headers["Content-Type"] = "application/xml"
-    return AWSResponse(url, status, headers, MockRawResponse(body.encode()))
 
 
 def refuse(client: Any, operation: str, code: str, *, status: int = 400) -> Counter[str]:

@@ -168,7 +168,7 @@ def _resource_logical_id(reference: Any) -> str:
     if isinstance(reference, dict) and isinstance(reference.get("Fn::Sub"), str):
         named = {name.split(".")[0] for name in re.findall(r"\$\{([^}]+)\}", reference["Fn::Sub"])}
         [logical_id] = named - {"AWS::Partition", "AWS::Region", "AWS::AccountId"}
-        return logical_id
+        return str(logical_id)
     raise AssertionError(f"resource {reference!r} is not a reference to a resource of this template")
 
 
