@@ -151,8 +151,7 @@ def soak(
         clients = bootstrap.clients()
         injectors.append(WireFaults(dynamodb_rules, seed=seed, ledger=ledger).install(clients.dynamodb))
         injectors.append(WireFaults(sqs_rules, seed=seed + 1).install(clients.sqs))
-        if clients.s3 is not None:
-            injectors.append(WireFaults(s3_rules, seed=seed + 2).install(clients.s3))
+        injectors.append(WireFaults(s3_rules, seed=seed + 2).install(bootstrap.s3_client()))
 
     options = argparse.Namespace(
         messages=messages,

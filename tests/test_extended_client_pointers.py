@@ -156,7 +156,7 @@ def test_a_pointer_to_a_bucket_not_listed_is_quarantined_without_reading_it(prod
     producer.s3.create_bucket(Bucket="someone-elses-bucket")
     body = _send_pointer(producer, json.dumps({"message_id": "x"}), "k", bucket="someone-elses-bucket")
     event = producer.receive_event(1)
-    s3 = WireFaults(bootstrap.clients().s3)
+    s3 = WireFaults(bootstrap.s3_client())
 
     # When it is handled
     response, out = invoke(event)
@@ -257,7 +257,7 @@ def test_a_declared_size_over_max_payload_bytes_is_quarantined_without_reading(
     monkeypatch.setenv("MAX_PAYLOAD_BYTES", "2048")
     body = _send_pointer(producer, json.dumps({"message_id": "big", "pad": "x" * 3000}), "big")
     event = producer.receive_event(1)
-    s3 = WireFaults(bootstrap.clients().s3)
+    s3 = WireFaults(bootstrap.s3_client())
 
     # When it is handled
     response, _ = invoke(event)
@@ -312,7 +312,7 @@ def test_a_throttled_read_is_retried_by_boto3_then_the_record_by_sqs(producer: S
     # Given S3 answers every GetObject attempt with 503 SlowDown
     _send_pointer(producer, json.dumps({"message_id": "order-5"}), "k5")
     event = producer.receive_event(1)
-    s3 = WireFaults(bootstrap.clients().s3).error("GetObject", "SlowDown", status=503, times=MAX_ATTEMPTS)
+    s3 = WireFaults(bootstrap.s3_client()).error("GetObject", "SlowDown", status=503, times=MAX_ATTEMPTS)
 
     # When it is handled
     response, out = invoke(event)
@@ -340,7 +340,7 @@ def test_a_refused_read_is_retried_with_an_error_naming_the_grant(producer: Stac
     # Given the producer's bucket refuses the function (a missing grant, a bucket or KMS key policy)
     _send_pointer(producer, json.dumps({"message_id": "order-6"}), "k6")
     event = producer.receive_event(1)
-    WireFaults(bootstrap.clients().s3).error("GetObject", "AccessDenied", status=403)
+    WireFaults(bootstrap.s3_client()).error("GetObject", "AccessDenied", status=403)
 
     # When it is handled
     response, out = invoke(event)
@@ -359,9 +359,8 @@ def test_a_pointer_held_back_behind_a_failure_of_its_group_is_not_read(producer:
     producer.send({"message_id": "order-7"}, group="g1")
     _send_pointer(producer, json.dumps({"message_id": "order-8"}), "k8", group="g1")
     event = producer.receive_event(2)
-    clients = bootstrap.clients()
-    WireFaults(clients.dynamodb).error("PutItem", "InternalServerError", status=500)
-    s3 = WireFaults(clients.s3)
+    WireFaults(bootstrap.clients().dynamodb).error("PutItem", "InternalServerError", status=500)
+    s3 = WireFaults(bootstrap.s3_client())
 
     # When the batch is handled
     response, _ = invoke(event)

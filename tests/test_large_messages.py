@@ -194,7 +194,7 @@ def test_a_failed_s3_write_writes_no_item_and_the_redelivery_stores_the_body_onc
     body = _large_body("doc-6")
     stack.send(body, group="g1")
     event = stack.receive_event(1)
-    s3 = WireFaults(bootstrap.clients().s3).error("PutObject", "SlowDown", status=503, times=MAX_ATTEMPTS)
+    s3 = WireFaults(bootstrap.s3_client()).error("PutObject", "SlowDown", status=503, times=MAX_ATTEMPTS)
 
     # When it is handled
     response, out = invoke(event)
@@ -222,7 +222,7 @@ def test_a_lost_s3_answer_is_settled_by_the_conditional_retry(stack: Stack, invo
     body = _large_body("doc-7")
     stack.send(body, group="g1")
     event = stack.receive_event(1)
-    s3 = WireFaults(bootstrap.clients().s3).lose_answer("PutObject", times=1)
+    s3 = WireFaults(bootstrap.s3_client()).lose_answer("PutObject", times=1)
 
     # When it is handled
     response, out = invoke(event)
@@ -241,7 +241,7 @@ def test_when_every_s3_answer_is_lost_the_redelivery_finds_the_object_and_writes
     body = _large_body("doc-8")
     stack.send(body, group="g1")
     event = stack.receive_event(1)
-    WireFaults(bootstrap.clients().s3).lose_answer("PutObject", times=MAX_ATTEMPTS)
+    WireFaults(bootstrap.s3_client()).lose_answer("PutObject", times=MAX_ATTEMPTS)
 
     # When it is handled
     response, out = invoke(event)
@@ -311,7 +311,7 @@ def test_a_payload_bucket_that_refuses_the_write_fails_the_record_naming_the_set
     body = _large_body("doc-11")
     stack.send(body, group="g1")
     event = stack.receive_event(1)
-    WireFaults(bootstrap.clients().s3).error("PutObject", code, status=status)
+    WireFaults(bootstrap.s3_client()).error("PutObject", code, status=status)
 
     # When it is handled
     response, out = invoke(event)
@@ -331,7 +331,7 @@ def test_a_failed_s3_write_holds_back_the_rest_of_its_group(stack: Stack, invoke
     stack.send(_large_body("doc-12"), group="g1")
     stack.send({"message_id": "order-13"}, group="g1")
     event = stack.receive_event(2)
-    WireFaults(bootstrap.clients().s3).error("PutObject", "InternalError", status=500)
+    WireFaults(bootstrap.s3_client()).error("PutObject", "InternalError", status=500)
 
     # When the batch is handled
     response, _out = invoke(event)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -27,8 +28,6 @@ if TYPE_CHECKING:
 class Clients:
     dynamodb: DynamoDBClient
     sqs: SQSClient
-    # Only when PAYLOAD_BUCKET or POINTER_BUCKETS is set: S3's client costs cold-start time.
-    s3: S3Client | None = None
 
 
 @lru_cache(maxsize=1)
@@ -42,8 +41,25 @@ def clients() -> Clients:
     config = settings()
     session = boto3.session.Session(region_name=config.region)
     wire = client_config(config.max_concurrency)
-    s3 = session.client("s3", config=wire) if config.payload_bucket or config.pointer_buckets else None
-    return Clients(dynamodb=session.client("dynamodb", config=wire), sqs=session.client("sqs", config=wire), s3=s3)
+    return Clients(dynamodb=session.client("dynamodb", config=wire), sqs=session.client("sqs", config=wire))
+
+
+_s3_lock = threading.Lock()
+
+
+def s3_client() -> S3Client:
+    """Built on the first body too large for an item or the first pointer, not at cold start: most
+    containers never need it, and S3's client takes tens of milliseconds to build. Group threads
+    may ask at once, and a boto3 session must not build clients in two threads at once."""
+    with _s3_lock:
+        return _s3_client()
+
+
+@lru_cache(maxsize=1)
+def _s3_client() -> S3Client:
+    config = settings()
+    session = boto3.session.Session(region_name=config.region)
+    return session.client("s3", config=client_config(config.max_concurrency))
 
 
 @lru_cache(maxsize=1)
@@ -56,12 +72,13 @@ def batch_consumer() -> BatchConsumer:
     if unchecked is not None:
         log_step("configuration", "dynamodb_describe_table", WARNING, {"error": unchecked})
     queues = QueueGateway(aws.sqs, dlq_url=config.dlq_url)
-    large = LargeMessages(PayloadStore(aws.s3) if aws.s3 is not None else None, config)
+    large = LargeMessages(lambda: PayloadStore(s3_client()), config)
     return BatchConsumer(config, store, queues, large)
 
 
 def reset() -> None:
     """Forget everything built, as a new container would (tests and local runs)."""
     batch_consumer.cache_clear()
+    _s3_client.cache_clear()
     clients.cache_clear()
     settings.cache_clear()

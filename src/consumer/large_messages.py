@@ -18,6 +18,7 @@ from a bucket ``POINTER_BUCKETS`` lists; the producer's object is never changed 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -49,7 +50,8 @@ class BodyUpload:
 
 
 class LargeMessages:
-    def __init__(self, payloads: PayloadStore | None, config: Config) -> None:
+    def __init__(self, payloads: Callable[[], PayloadStore], config: Config) -> None:
+        """``payloads`` gives the S3 adapter when a body or a pointer first needs it."""
         self._payloads = payloads
         self._config = config
 
@@ -64,8 +66,7 @@ class LargeMessages:
         details: dict[str, Any] = {"sqs_message_id": record.message_id, **pointer.metadata()}
         try:
             self._check_readable(pointer)
-            assert self._payloads is not None  # bootstrap builds one whenever POINTER_BUCKETS lists a bucket
-            data = self._payloads.read(where, self._config.max_payload_bytes)
+            data = self._payloads().read(where, self._config.max_payload_bytes)
             text = _utf8(data, where)
         except InvalidMessageError as invalid:
             log_step(
@@ -111,7 +112,6 @@ class LargeMessages:
 
     def write(self, upload: BodyUpload, trace_id: str, sqs_message_id: str) -> None:
         """Put the body unless its object exists; raises ``PayloadStoreError`` for the record to be retried."""
-        assert self._payloads is not None  # bootstrap builds one whenever PAYLOAD_BUCKET is set
         details: dict[str, Any] = {
             "sqs_message_id": sqs_message_id,
             "bucket": upload.location.bucket,
@@ -119,7 +119,7 @@ class LargeMessages:
             "body_bytes": len(upload.body),
         }
         try:
-            outcome = self._payloads.put_if_absent(upload.location, upload.body, upload.sha256, CONTENT_TYPE)
+            outcome = self._payloads().put_if_absent(upload.location, upload.body, upload.sha256, CONTENT_TYPE)
         except PayloadStoreError as failure:
             log_step(
                 trace_id,
