@@ -29,6 +29,8 @@ LATENCY_MS = 10.0
 BATCH = 10
 BODY_BYTES = 256 * 1024  # SQS's classic maximum message size
 FUNCTION_MB = 128
+# template.yaml's FunctionMemory default: what a batch of ten 1 MiB messages must fit in, with room.
+TEMPLATE_FUNCTION_MB = 256
 
 # List prices, us-east-1, as published on the AWS pricing pages in 2025 (DynamoDB on-demand after its
 # 2024-11-01 cut), free tiers ignored; dated 2025-06, not re-checked from the machine that ran the bench
@@ -172,6 +174,22 @@ def first_record(which: str, runs: int) -> dict[str, float]:
     return {name: statistics.median(sample[name] for sample in samples) for name in samples[0]}
 
 
+def large_batch(which: str, runs: int) -> dict[str, float]:
+    """A fresh process per run (``python -m bench.large_batch``): its peak RSS over one batch of ten 1 MiB messages."""
+    samples: list[dict[str, float]] = []
+    for _ in range(runs):
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.large_batch", which],
+            capture_output=True,
+            text=True,
+            env=_subprocess_env(),
+            cwd=ROOT,
+            check=True,
+        )
+        samples.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return {name: statistics.median(sample[name] for sample in samples) for name in samples[0]}
+
+
 def baseline_rss_mb() -> float:
     """Peak RSS of a fresh process that has imported the handler (what Lambda's init leaves).
 
@@ -214,6 +232,7 @@ def measure(quick: bool) -> dict[str, Any]:
         "reference": first_record("reference", 1 if quick else 3),
     }
     results["baseline_rss_mb"] = baseline_rss_mb()
+    results["large_batch"] = {which: large_batch(which, 1 if quick else 3) for which in ("bodies", "pointers")}
     ten = results["batch_ms"]["10_groups"]
     results["cost_per_million"] = {
         "consumer": cost_per_million(
@@ -319,6 +338,28 @@ def render(results: dict[str, Any]) -> str:
         f"   consumer logs: {results['log_bytes_per_message']:.0f} bytes per message (JSON lines and EMF);"
         " the reference logs nothing"
     )
+
+    add("")
+    add("6. Large messages: peak RSS over one batch of ten 1 MiB messages, ten groups at once (fresh process each)")
+    add(f"   {'':<44}{'bodies':>10}{'pointers':>11}")
+    large = results["large_batch"]
+    rows_mb = [
+        ("RSS before the batch (handler, moto, event), MB", "rss_before_mb"),
+        ("peak RSS during the batch, MB", "batch_peak_mb"),
+        ("added by the batch, MB", "batch_added_mb"),
+        ("batch time (no added latency), ms", "batch_ms"),
+    ]
+    for label, name in rows_mb:
+        add(f"   {label:<44}{large['bodies'][name]:>10.1f}{large['pointers'][name]:>11.1f}")
+    worst = max(large["bodies"]["batch_added_mb"], large["pointers"]["batch_added_mb"])
+    estimate = base + worst
+    verdict = _met(estimate <= TEMPLATE_FUNCTION_MB / 2)
+    add(
+        f"   {'estimate (RSS after import + added), MB':<44}{estimate:>10.1f}   target <= half of "
+        f"{TEMPLATE_FUNCTION_MB} MB (FunctionMemory): {verdict}"
+    )
+    add("   bodies: each written to S3, then its item; pointers: each payload read from S3, then the same.")
+    add("   moto runs in the process and keeps the messages and objects: the added figure is an upper bound.")
     return "\n".join(lines)
 
 

@@ -17,6 +17,7 @@ SECTIONS = [
     "3. Cold start",
     "4. Peak memory",
     "5. Dollars per million messages",
+    "6. Large messages",
 ]
 
 
@@ -62,4 +63,6 @@ def test_the_quick_bench_prints_every_section_with_positive_figures(tmp_path: Pa
         assert results["batch_peak_mb"][name] > 0
         assert results["cost_per_million"][name]["total"] > 0
     assert results["baseline_rss_mb"] > 0
+    for which in ("bodies", "pointers"):
+        assert results["large_batch"][which]["batch_peak_mb"] > results["large_batch"][which]["rss_before_mb"] > 0
     assert results["calls_per_message"]["consumer"]["PutItem"] == 1
