@@ -43,6 +43,9 @@ PRICE_CLOUDWATCH_REQUEST = 0.01 / 1000  # PutMetricData, per request
 PRICE_LOGS_INGESTED_GB = 0.50  # CloudWatch Logs (standard): the consumer's JSON logs and EMF
 PRICE_LAMBDA_GB_SECOND = 0.0000133334  # arm64 (template.yaml: Architectures [arm64])
 PRICE_LAMBDA_REQUEST = 0.20 / 1e6
+PRICE_S3_PUT = 0.005 / 1000  # S3 Standard, PUT/COPY/POST/LIST per request
+PRICE_S3_GET = 0.0004 / 1000  # S3 Standard, GET per request
+PRICE_S3_GB_MONTH = 0.023  # S3 Standard storage, first 50 TB, per GB-month
 
 SQS_OPERATIONS = {"DeleteMessageBatch", "DeleteMessage", "GetQueueUrl", "GetQueueAttributes", "SendMessage"}
 DYNAMODB_WRITES = {"PutItem"}
@@ -187,7 +190,11 @@ def large_batch(which: str, runs: int) -> dict[str, float]:
             check=True,
         )
         samples.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    return {name: statistics.median(sample[name] for sample in samples) for name in samples[0]}
+    # Figures are medians; the calls counted are the same in every run.
+    return {
+        name: statistics.median(sample[name] for sample in samples) if isinstance(value, int | float) else value
+        for name, value in samples[0].items()
+    }
 
 
 def baseline_rss_mb() -> float:
@@ -221,6 +228,18 @@ def cost_per_million(calls: dict[str, float], batch_ms: float, log_bytes: float)
     cost = {name: value * 1e6 for name, value in cost.items()}
     cost["total"] = sum(cost.values())
     return cost
+
+
+def large_message_cost(figures: dict[str, Any]) -> dict[str, float]:
+    """Per million large messages: S3 requests, the item's write units, and a month of storing the bodies."""
+    calls = figures["calls_per_message"]
+    requests = calls.get("PutObject", 0) * PRICE_S3_PUT + calls.get("GetObject", 0) * PRICE_S3_GET
+    stored_gb = figures["body_mb"] / 1024 * calls.get("PutObject", 0)
+    return {
+        "s3_requests": requests * 1e6,
+        "dynamodb": figures["write_units_per_message"] * PRICE_DYNAMODB_WRITE_UNIT * 1e6,
+        "s3_storage_month": stored_gb * PRICE_S3_GB_MONTH * 1e6,
+    }
 
 
 def measure(quick: bool) -> dict[str, Any]:
@@ -344,9 +363,9 @@ def render(results: dict[str, Any]) -> str:
     add(f"   {'':<44}{'bodies':>10}{'pointers':>11}")
     large = results["large_batch"]
     rows_mb = [
-        ("RSS before the batch (handler, moto, event), MB", "rss_before_mb"),
+        ("RSS before the batch (with moto), MB", "rss_before_mb"),
         ("peak RSS during the batch, MB", "batch_peak_mb"),
-        ("added by the batch, MB", "batch_added_mb"),
+        ("added by the batch (and S3's client), MB", "batch_added_mb"),
         ("batch time (no added latency), ms", "batch_ms"),
     ]
     for label, name in rows_mb:
@@ -360,6 +379,17 @@ def render(results: dict[str, Any]) -> str:
     )
     add("   bodies: each written to S3, then its item; pointers: each payload read from S3, then the same.")
     add("   moto runs in the process and keeps the messages and objects: the added figure is an upper bound.")
+    add("   Dollars per million such messages (us-east-1 list prices, S3 Standard), from the calls counted:")
+    for which in ("bodies", "pointers"):
+        calls = large[which]["calls_per_message"]
+        counted = ", ".join(f"{op} {count:.1f}" for op, count in calls.items() if op in ("PutObject", "GetObject"))
+        cost = large_message_cost(large[which])
+        add(
+            f"   {which:<9} S3 requests {cost['s3_requests']:.2f}, DynamoDB writes {cost['dynamodb']:.2f}"
+            f" ({large[which]['write_units_per_message']:g} write unit(s) an item), S3 storage"
+            f" {cost['s3_storage_month']:.2f}"
+            f" per month kept; per message: {counted}"
+        )
     return "\n".join(lines)
 
 
