@@ -368,3 +368,20 @@ def test_a_pointer_held_back_behind_a_failure_of_its_group_is_not_read(producer:
     # Then both go back to SQS in order, and the held-back pointer's payload was never fetched
     assert failures(response) == [record["messageId"] for record in event["Records"]]
     assert _get_objects(s3) == 0
+
+
+def test_a_large_payload_whose_copy_fails_is_retried_and_counted_as_read(producer: Stack, invoke: Invoker) -> None:
+    # Given a 700 KB payload behind a pointer, and the payload bucket refusing every write
+    _send_pointer(producer, json.dumps({"message_id": "doc-2", "document": "x" * 700_000}), "big-2")
+    event = producer.receive_event(1)
+    WireFaults(bootstrap.s3_client()).error("PutObject", "InternalError", status=500)
+
+    # When it is handled
+    response, out = invoke(event)
+
+    # Then the payload was read, but without its copy no item is written: the record goes back to SQS
+    assert failures(response) == [event["Records"][0]["messageId"]]
+    assert out.metrics()["PointersRead"] == 1
+    assert out.metrics()["S3PayloadError"] == 1
+    assert producer.items() == {}
+    assert producer.dlq_messages() == []

@@ -72,6 +72,7 @@ class Prepared:
     key_fallback: bool = False
     # An SQS Extended Client pointer: its payload is read when the record's turn comes.
     pointer: S3Pointer | None = None
+    pointer_read: bool = False
     # The body, written to S3 before the item that names it.
     upload: BodyUpload | None = None
     failure_metric: str | None = None
@@ -207,8 +208,8 @@ class BatchConsumer:
         record, trace_id = prepared.record, prepared.trace_id
         try:
             if prepared.pointer is not None:
-                prepared = self._read_pointer(prepared)
-                trace_id = prepared.trace_id
+                read = self._read_pointer(prepared)
+                return replace(self._handle(read), pointer_read=read.pointer_read)
             if prepared.failure is not None:
                 return RecordResult(record, trace_id, Outcome.FAILED, error_metric=prepared.failure_metric)
             if prepared.invalid is not None:
@@ -229,7 +230,7 @@ class BatchConsumer:
             return replace(prepared, pointer=None, invalid=invalid)
         except RecordFailure as failure:
             return replace(prepared, pointer=None, failure=str(failure), failure_metric=failure.metric)
-        return replace(self._parse(payload, prepared.pointer), record=prepared.record, pointer=prepared.pointer)
+        return replace(self._parse(payload, prepared.pointer), record=prepared.record, pointer_read=True)
 
     def _save(self, prepared: Prepared, item: dict[str, Any]) -> RecordResult:
         record, trace_id = prepared.record, prepared.trace_id
@@ -264,7 +265,6 @@ class BatchConsumer:
             trace_id,
             outcome,
             key_fallback=prepared.key_fallback,
-            pointer_read=prepared.pointer is not None,
             offloaded=prepared.upload is not None and outcome is Outcome.SAVED,
         )
 
@@ -292,9 +292,7 @@ class BatchConsumer:
         if quarantined.reason_only:
             details["sent_with"] = "the reason only: SQS refused the message with all its attributes"
         log_step(trace_id, "message_quarantined", SUCCESS, details)
-        return RecordResult(
-            record, trace_id, Outcome.QUARANTINED, invalid=True, pointer_read=prepared.pointer is not None
-        )
+        return RecordResult(record, trace_id, Outcome.QUARANTINED, invalid=True)
 
     def _delete_handled(
         self, handled: Sequence[RecordResult], pool: ThreadPoolExecutor, context: LambdaContextLike
