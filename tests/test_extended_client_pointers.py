@@ -385,3 +385,69 @@ def test_a_large_payload_whose_copy_fails_is_retried_and_counted_as_read(produce
     assert out.metrics()["S3PayloadError"] == 1
     assert producer.items() == {}
     assert producer.dlq_messages() == []
+
+
+def test_a_pointer_without_the_size_attribute_is_read_too(producer: Stack, invoke: Invoker) -> None:
+    # Given a pointer sent without ExtendedPayloadSize (a port that does not set it)
+    producer.s3.put_object(Bucket=PRODUCER_BUCKET, Key="bare", Body=b'{"message_id": "order-9"}')
+    producer.send(json.dumps([POINTER, {"s3BucketName": PRODUCER_BUCKET, "s3Key": "bare"}]), group="g1")
+
+    # When it is handled
+    response, _ = invoke(producer.receive_event(1))
+
+    # Then the payload is stored, with no declared size kept
+    assert failures(response) == []
+    assert producer.items()["order-9"]["_meta"]["extended_client"] == {
+        "bucket": PRODUCER_BUCKET,
+        "key": "bare",
+        "form": "PayloadS3Pointer",
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        pytest.param(f"{POINTER} is not JSON", "invalid_json", id="class-name-in-text"),
+        pytest.param(json.dumps([POINTER, {"s3Key": "k"}, "third"]), "not_an_object", id="array-of-three"),
+    ],
+)
+def test_a_body_quoting_the_class_name_without_the_attribute_is_judged_as_a_body(
+    producer: Stack, invoke: Invoker, body: str, reason: str
+) -> None:
+    # Given a body without the size attribute that quotes the class name, but is not a pointer
+    producer.send(body, group="g1")
+
+    # When it is handled
+    response, _ = invoke(producer.receive_event(1))
+
+    # Then it meets the rules of any body (here, quarantined for its own reason), and S3 is not asked
+    assert failures(response) == []
+    assert _quarantine_reason(producer, body)[0] == reason
+
+
+def test_a_pointer_key_that_is_not_unicode_is_an_invalid_pointer(producer: Stack, invoke: Invoker) -> None:
+    # Given a pointer whose s3Key holds a lone surrogate (JSON can write one, UTF-8 cannot)
+    body = f'["{POINTER}", {{"s3BucketName": "{PRODUCER_BUCKET}", "s3Key": "k\\ud800"}}]'
+    producer.send(body, group="g1")
+
+    # When it is handled
+    response, _ = invoke(producer.receive_event(1))
+
+    # Then it is quarantined: no S3 key can be made of it
+    assert failures(response) == []
+    assert _quarantine_reason(producer, body)[0] == "invalid_pointer"
+
+
+def test_a_read_that_cannot_connect_is_retried(producer: Stack, invoke: Invoker) -> None:
+    # Given S3 cannot be reached at all
+    _send_pointer(producer, json.dumps({"message_id": "order-10"}), "k10")
+    event = producer.receive_event(1)
+    WireFaults(bootstrap.s3_client()).cut_connection("GetObject")
+
+    # When it is handled
+    response, out = invoke(event)
+
+    # Then the record goes back to SQS, counted as an S3 error, and nothing is quarantined
+    assert failures(response) == [event["Records"][0]["messageId"]]
+    assert out.metrics()["S3PayloadError"] == 1
+    assert producer.dlq_messages() == []

@@ -33,9 +33,10 @@ from consumer.sqs_event import SqsRecord
 from consumer.telemetry import ERROR, SUCCESS, log_step
 
 ITEM_TOO_LARGE = "item_too_large"
-# An offloaded body's item: the key, _meta and the body's top-level fields, in name order, while
-# they fit in this many bytes (a write of at most 8 write units; the whole body is one GetObject away).
-OFFLOADED_ITEM_BUDGET_BYTES = 8 * 1024
+# An offloaded body's item keeps the key, _meta and the body's top-level fields that fit in this many
+# bytes, in name order: with the key and _meta, an item of a few write units (the whole body is one
+# GetObject away). A budget of the fields alone, so the same body keeps the same fields on any delivery.
+OFFLOADED_FIELDS_BUDGET_BYTES = 6 * 1024
 BODY_PREFIX = "bodies"
 CONTENT_TYPE = "application/json"
 
@@ -165,16 +166,14 @@ class LargeMessages:
         }
         if pointer is not None:
             metadata["extended_client"] = pointer.metadata()
-        kept = self._fields_that_fit(message, processed_at, metadata)
+        kept = self._fields_that_fit(message)
         item = self._item_with(replace(message, fields=kept), processed_at, metadata)
         return item, BodyUpload(location, body, message.body_sha256)
 
-    def _fields_that_fit(self, message: Message, processed_at: datetime, metadata: dict[str, Any]) -> dict[str, Any]:
+    def _fields_that_fit(self, message: Message) -> dict[str, Any]:
         """Top-level fields in name order (Unicode code points, i.e. UTF-8 byte order), each kept whole
         if it still fits in the budget, skipped if not: the same body always keeps the same fields."""
-        room = OFFLOADED_ITEM_BUDGET_BYTES - item_size(
-            self._item_with(replace(message, fields={}), processed_at, metadata)
-        )
+        room = OFFLOADED_FIELDS_BUDGET_BYTES
         kept: dict[str, Any] = {}
         for name in sorted(message.fields):
             if name == self._config.key_attribute:
