@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 # List prices, us-east-1, as published on the AWS pricing pages in 2025 (DynamoDB on-demand after its
 # 2024-11-01 cut), free tiers ignored; not re-checked from the machine that ran the bench (no internet).
@@ -27,6 +28,9 @@ PRICE_DASHBOARD_MONTH = 3.00  # the first 3 dashboards of an account are free
 PRICE_DYNAMODB_STORAGE_GB_MONTH = 0.25
 PRICE_DYNAMODB_PITR_GB_MONTH = 0.20
 PRICE_LOGS_STORAGE_GB_MONTH = 0.03
+PRICE_S3_PUT = 0.005 / 1000  # S3 Standard, PUT/COPY/POST/LIST per request
+PRICE_S3_GET = 0.0004 / 1000  # S3 Standard, GET per request
+PRICE_S3_GB_MONTH = 0.023  # S3 Standard storage, first 50 TB, per GB-month
 
 SQS_OPERATIONS = {"DeleteMessageBatch", "DeleteMessage", "GetQueueUrl", "GetQueueAttributes", "SendMessage"}
 DYNAMODB_WRITES = {"PutItem"}
@@ -123,3 +127,15 @@ def monthly(metrics: int, alarms: int, conditional_alarms: int = 0) -> list[tupl
         ("SNS e-mail (alarms)", "first 1,000 e-mails free", "$0"),
         ("KMS", "none", "SSE-SQS and DynamoDB's AWS managed key need no customer key: $0"),
     ]
+
+
+def large_messages(figures: Mapping[str, Any]) -> dict[str, float]:
+    """Per million large messages (docs/large-messages.md): S3 requests, the item's write units, a month of storage."""
+    calls = figures["calls_per_message"]
+    requests = calls.get("PutObject", 0) * PRICE_S3_PUT + calls.get("GetObject", 0) * PRICE_S3_GET
+    stored_gb = figures["body_mb"] / 1024 * calls.get("PutObject", 0)
+    return {
+        "s3_requests": requests * 1e6,
+        "dynamodb": figures["write_units_per_message"] * PRICE_DYNAMODB_WRITE_UNIT * 1e6,
+        "s3_storage_month": stored_gb * PRICE_S3_GB_MONTH * 1e6,
+    }

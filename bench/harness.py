@@ -6,7 +6,7 @@ import contextlib
 import io
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,12 +40,13 @@ class Stack:
     sqs: Any
     dynamodb: Any
     cloudwatch: Any
+    s3: Any
     queue_url: str
     queue_arn: str
     table_name: str
     environment: dict[str, str]
 
-    def event(self, bodies: list[str], groups: int) -> dict[str, Any]:
+    def event(self, bodies: list[str], groups: int, attributes: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Send the bodies over `groups` message groups, and receive them as a Lambda event."""
         from local.lambda_runtime import sqs_event
 
@@ -55,11 +56,15 @@ class Stack:
                 MessageBody=body,
                 MessageGroupId=f"g{index % groups}",
                 MessageDeduplicationId=str(uuid.uuid4()),
+                MessageAttributes=dict(attributes or {}),
             )
         messages: list[dict[str, Any]] = []
         for _ in range(10):
             answer = self.sqs.receive_message(
-                QueueUrl=self.queue_url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=10,
+                MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"],
             )
             messages.extend(answer.get("Messages", []))
             if len(messages) >= len(bodies):
@@ -70,7 +75,8 @@ class Stack:
 
 
 @contextlib.contextmanager
-def moto_stack() -> Iterator[Stack]:
+def moto_stack(pointer_buckets: Sequence[str] = ()) -> Iterator[Stack]:
+    """The template's stack, its payload bucket included; ``pointer_buckets`` become POINTER_BUCKETS."""
     import boto3
     from moto import mock_aws
 
@@ -80,11 +86,16 @@ def moto_stack() -> Iterator[Stack]:
         sqs = boto3.client("sqs", region_name=REGION)
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         cloudwatch = boto3.client("cloudwatch", region_name=REGION)
-        deployed = deploy_local(sqs, dynamodb, stack_name=f"bench-{uuid.uuid4().hex[:6]}", region=REGION)
+        s3 = boto3.client("s3", region_name=REGION)
+        deployed = deploy_local(sqs, dynamodb, stack_name=f"bench-{uuid.uuid4().hex[:6]}", region=REGION, s3=s3)
         environment = {**deployed.environment, "IDEMPOTENCY_KEY_JMESPATH": "message_id", "MAX_CONCURRENCY": "10"}
         environment.pop("RECORD_TTL_DAYS", None)
+        if pointer_buckets:
+            environment["POINTER_BUCKETS"] = ",".join(pointer_buckets)
         os.environ.update(environment)
-        yield Stack(sqs, dynamodb, cloudwatch, deployed.queue_url, deployed.queue_arn, deployed.table_name, environment)
+        yield Stack(
+            sqs, dynamodb, cloudwatch, s3, deployed.queue_url, deployed.queue_arn, deployed.table_name, environment
+        )
 
 
 class Consumer:

@@ -34,6 +34,8 @@ LATENCY_MS = 10.0
 BATCH = 10
 BODY_BYTES = 256 * 1024  # SQS's classic maximum message size
 MEMORY_TARGET_MB = 128  # the smallest memory setting the consumer should fit in
+# template.yaml's FunctionMemory default: what a batch of ten 1 MiB messages must fit in, with room.
+TEMPLATE_FUNCTION_MB = 256
 
 
 def _bodies(count: int, payload: int = 0) -> list[str]:
@@ -237,6 +239,26 @@ def first_record(which: str, runs: int) -> dict[str, float]:
     return {name: statistics.median(sample[name] for sample in samples) for name in samples[0]}
 
 
+def large_batch(which: str, runs: int) -> dict[str, float]:
+    """A fresh process per run (``python -m bench.large_batch``): its peak RSS over one batch of ten 1 MiB messages."""
+    samples: list[dict[str, float]] = []
+    for _ in range(runs):
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.large_batch", which],
+            capture_output=True,
+            text=True,
+            env=_subprocess_env(),
+            cwd=ROOT,
+            check=True,
+        )
+        samples.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    # Figures are medians; the calls counted are the same in every run.
+    return {
+        name: statistics.median(sample[name] for sample in samples) if isinstance(value, int | float) else value
+        for name, value in samples[0].items()
+    }
+
+
 def baseline_rss_mb() -> float:
     """Peak RSS of a fresh process that has imported the handler (what Lambda's init leaves).
 
@@ -293,6 +315,7 @@ def measure(quick: bool) -> dict[str, Any]:
     results["concurrency"] = concurrency.measure(quick)
     results["template"] = template_figures()
     results["cost_per_million"] = costs(results)
+    results["large_batch"] = {which: large_batch(which, 1 if quick else 3) for which in ("bodies", "pointers")}
     results["machine"] = {
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -426,6 +449,38 @@ def render(results: dict[str, Any]) -> str:
     add(f"   slowest consumer time {slowest:.1f} ms   target <= {HOSTILE_SETTLE_TARGET_MS:.0f} ms: {verdict}")
     add("")
     lines.extend(concurrency.render(results["concurrency"], machine["cpus"]))
+    add("")
+    add("8. Large messages: peak RSS over one batch of ten 1 MiB messages, ten groups at once (fresh process each)")
+    add(f"   {'':<44}{'bodies':>10}{'pointers':>11}")
+    large = results["large_batch"]
+    rows_mb = [
+        ("RSS before the batch (with moto), MB", "rss_before_mb"),
+        ("peak RSS during the batch, MB", "batch_peak_mb"),
+        ("added by the batch (and S3's client), MB", "batch_added_mb"),
+        ("batch time (no added latency), ms", "batch_ms"),
+    ]
+    for label, name in rows_mb:
+        add(f"   {label:<44}{large['bodies'][name]:>10.1f}{large['pointers'][name]:>11.1f}")
+    worst = max(large["bodies"]["batch_added_mb"], large["pointers"]["batch_added_mb"])
+    estimate = base + worst
+    verdict = _met(estimate <= TEMPLATE_FUNCTION_MB / 2)
+    add(
+        f"   {'estimate (RSS after import + added), MB':<44}{estimate:>10.1f}   target <= half of "
+        f"{TEMPLATE_FUNCTION_MB} MB (FunctionMemory): {verdict}"
+    )
+    add("   bodies: each written to S3, then its item; pointers: each payload read from S3, then the same.")
+    add("   moto runs in the process and keeps the messages and objects: the added figure is an upper bound.")
+    add("   Dollars per million such messages (us-east-1 list prices, S3 Standard), from the calls counted:")
+    for which in ("bodies", "pointers"):
+        calls = large[which]["calls_per_message"]
+        counted = ", ".join(f"{op} {count:.1f}" for op, count in calls.items() if op in ("PutObject", "GetObject"))
+        dollars = cost.large_messages(large[which])
+        add(
+            f"   {which:<9} S3 requests {dollars['s3_requests']:.2f}, DynamoDB writes {dollars['dynamodb']:.2f}"
+            f" ({large[which]['write_units_per_message']:g} write unit(s) an item), S3 storage"
+            f" {dollars['s3_storage_month']:.2f}"
+            f" per month kept; per message: {counted}"
+        )
     return "\n".join(lines)
 
 

@@ -34,12 +34,13 @@ from local import capacity, results
 from local.faults import FaultPlan, WriteLedger
 from local.poller import DEFAULT_VISIBILITY_TIMEOUT, Poller, PollerStats
 from local.producer import Feeder, Outgoing, demo_workload, file_workload, send_all
-from local.report import DlqMessage, Report, build_report, read_dlq, scan_table
+from local.report import DlqMessage, Report, build_report, read_dlq, read_payload_objects, scan_table
 from local.run_settings import DOTENV_PATH, RunSettings, read_settings
 from local.template_resources import load_template
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
     from local.capture import HandlerOutput
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
     from local.pollers import PollerReport
 
 STACK_NAME = "sqs-fifo-consumer-local"
+# The producer's own bucket for Extended Client payloads, which the embedded run creates.
+PRODUCER_BUCKET = f"{STACK_NAME}-producer-payloads"
 DEFAULT_REGION = "us-east-1"
 REAL_AWS = "AWS"  # Target.endpoint without --endpoint-url: boto3's own endpoints
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local"}
@@ -67,6 +70,8 @@ class Target:
     function_timeout: int
     max_receive_count: int
     embedded: bool
+    payload_bucket: str | None = None
+    pointer_bucket: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,8 @@ class Run:
     ledger: WriteLedger = field(default_factory=WriteLedger)
     faults_injected: Counter[str] = field(default_factory=Counter)
     poller_reports: list[PollerReport] = field(default_factory=list)
+    # The payload bucket's objects: key -> the SHA-256 of each version.
+    payload_objects: dict[str, list[str]] = field(default_factory=dict)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -112,7 +119,7 @@ def parser() -> argparse.ArgumentParser:
         "workload, drain it through handler.lambda_handler as Lambda's event source mapping would, and report. "
         "Exits 1 if any message is unaccounted for.",
     )
-    _workload_options(run)
+    _workload_options(run, large=3, pointers=5)
     _target_options(run)
     run.add_argument("--json", action="store_true", help="print the report as JSON")
     run.add_argument(
@@ -153,7 +160,7 @@ def parser() -> argparse.ArgumentParser:
         "--results", type=Path, metavar="DIR", help="also write the report to DIR/run.md, with command, machine, date"
     )
     send = commands.add_parser("send", help="only send producer-contract messages (e.g. to a real queue)")
-    _workload_options(send)
+    _workload_options(send, large=0, pointers=0)
     _target_options(send)
     capacity.add_arguments(
         commands.add_parser(
@@ -174,7 +181,7 @@ def positive(text: str) -> int:
     return value
 
 
-def _workload_options(command: argparse.ArgumentParser) -> None:
+def _workload_options(command: argparse.ArgumentParser, *, large: int, pointers: int) -> None:
     command.add_argument("--messages", type=int, default=200, help="valid messages (default 200)")
     command.add_argument("--groups", type=int, default=8, help="message groups (default 8)")
     command.add_argument(
@@ -182,6 +189,19 @@ def _workload_options(command: argparse.ArgumentParser) -> None:
     )
     command.add_argument(
         "--invalid", type=int, help="bodies that can never be stored (default: 1 per 40 messages, 5 for 200)"
+    )
+    command.add_argument(
+        "--large", type=int, default=large, help=f"bodies over DynamoDB's 400 KB item, which go to S3 (default {large})"
+    )
+    command.add_argument(
+        "--pointers",
+        type=int,
+        default=pointers,
+        help=f"SQS Extended Client messages: payload in S3, pointer in SQS (default {pointers}; some name a missing "
+        "object: the third of every ten). Needs --pointer-bucket outside the embedded run",
+    )
+    command.add_argument(
+        "--pointer-bucket", help="the producer's bucket for pointer payloads (the embedded run creates its own)"
     )
     command.add_argument("--events", type=Path, help="send these bodies instead (Lambda event, JSON array or lines)")
     command.add_argument(
@@ -221,7 +241,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, st
     return 0 if run.report.unaccounted == 0 else 1
 
 
-def workload(options: argparse.Namespace) -> list[Outgoing]:
+def workload(options: argparse.Namespace, pointer_bucket: str | None = None) -> list[Outgoing]:
     """The messages to send; without ``--seed`` a fresh seed (recorded in ``options.seed``), so fresh ids."""
     if options.seed is None:
         options.seed = secrets.randbelow(2**31)
@@ -229,7 +249,17 @@ def workload(options: argparse.Namespace) -> list[Outgoing]:
         return file_workload(options.events, options.groups, seed=options.seed)
     duplicates = options.messages // 20 if options.duplicates is None else options.duplicates
     invalid = options.messages // 40 if options.invalid is None else options.invalid
-    return demo_workload(options.messages, options.groups, duplicates, invalid, seed=options.seed)
+    bucket = pointer_bucket or getattr(options, "pointer_bucket", None)
+    return demo_workload(
+        options.messages,
+        options.groups,
+        duplicates,
+        invalid,
+        seed=options.seed,
+        large=getattr(options, "large", 0),
+        pointers=getattr(options, "pointers", 0) if bucket else 0,
+        pointer_bucket=bucket,
+    )
 
 
 def _send_command(options: argparse.Namespace, out: IO[str]) -> int:
@@ -237,7 +267,8 @@ def _send_command(options: argparse.Namespace, out: IO[str]) -> int:
         raise SystemExit("send needs --queue-url (and --endpoint-url for an emulator)")
     region = options.region or os.environ.get("AWS_REGION") or DEFAULT_REGION
     sqs = boto3.client("sqs", region_name=region, endpoint_url=options.endpoint_url)
-    sent = send_all(sqs, options.queue_url, workload(options))
+    s3 = boto3.client("s3", region_name=region, endpoint_url=options.endpoint_url)
+    sent = send_all(sqs, options.queue_url, workload(options), s3)
     kinds: dict[str, int] = {}
     for item in sent:
         kinds[item.kind] = kinds.get(item.kind, 0) + 1
@@ -303,7 +334,8 @@ def run_local(
         stack.enter_context(environment(base))
         sqs = boto3.client("sqs", region_name=region)
         dynamodb = boto3.client("dynamodb", region_name=region)
-        target = _target(options, sqs, dynamodb, region, endpoint or REAL_AWS, embedded, settings)
+        s3 = boto3.client("s3", region_name=region)
+        target = _target(options, sqs, dynamodb, s3, region, endpoint or REAL_AWS, embedded, settings)
         stack.enter_context(environment(dict(target.environment)))
         bootstrap.reset()
         from consumer.telemetry import metrics
@@ -338,7 +370,7 @@ def run_local(
             visibility_timeout=options.visibility_timeout,
         )
         # 50 queued keep 4 pollers' batches of 10 full; moto's FIFO calls cost time per message queued.
-        feeder = Feeder(sqs, target.queue_url, workload(options))
+        feeder = Feeder(sqs, target.queue_url, workload(options, target.pointer_bucket), s3=s3)
         _say(err, f"workload: seed {options.seed} (--seed {options.seed} sends the same messages again)")
         if separate:
             drained = _drain_in_processes(options, target, poller, feeder, pollers, faults, load, err)
@@ -348,6 +380,7 @@ def run_local(
         consume_dlq = embedded and not options.keep_running
         items = scan_table(dynamodb, target.table_name, target.environment.get("DYNAMO_KEY_ATTRIBUTE", "message_id"))
         dlq = read_dlq(sqs, target.dlq_url, consume=consume_dlq)
+        objects = read_payload_objects(s3, target.payload_bucket) if target.payload_bucket else {}
         report = build_report(
             sent=feeder.sent,
             metrics=drained.output.metrics,
@@ -360,6 +393,7 @@ def run_local(
             visibility_timeout=options.visibility_timeout,
             endpoint=target.endpoint,
             quarantined=() if consume_dlq else drained.output.quarantined,
+            payload_objects=objects,
         )
         report.settings = effective
         report.pollers = pollers
@@ -385,6 +419,7 @@ def run_local(
             ledger=drained.ledger,
             faults_injected=drained.faults_injected,
             poller_reports=drained.reports,
+            payload_objects=objects,
         )
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -417,7 +452,8 @@ def _drain_here(
     output = HandlerOutput(keep=logs)
     clients = bootstrap.clients()
     ledger = WriteLedger()
-    injectors = faults.install(clients.dynamodb, clients.sqs, ledger) if faults else []
+    s3 = bootstrap.s3_client() if faults and faults.s3 else None
+    injectors = faults.install(clients.dynamodb, clients.sqs, ledger, s3=s3) if faults else []
     if install_faults is not None:
         install_faults(poller)
     started, cpu_started, before = time.monotonic(), time.process_time(), replace(load)
@@ -564,6 +600,7 @@ def _target(
     options: argparse.Namespace,
     sqs: SQSClient,
     dynamodb: DynamoDBClient,
+    s3: S3Client,
     region: str,
     endpoint: str,
     embedded: bool,
@@ -573,7 +610,12 @@ def _target(
         from local.template_resources import deploy_local
 
         template = settings.template(load_template())
-        deployed = deploy_local(sqs, dynamodb, stack_name=STACK_NAME, region=region, template=template)
+        # The producer's bucket is not the stack's: made here, and named to the stack as ProducerPayloadBucket.
+        pointer_bucket = getattr(options, "pointer_bucket", None) or PRODUCER_BUCKET
+        if not getattr(options, "pointer_bucket", None):
+            _create_bucket(s3, pointer_bucket, region)
+        template["Parameters"]["ProducerPayloadBucket"]["Default"] = pointer_bucket
+        deployed = deploy_local(sqs, dynamodb, stack_name=STACK_NAME, region=region, template=template, s3=s3)
         return Target(
             endpoint=endpoint,
             region=region,
@@ -586,6 +628,8 @@ def _target(
             function_timeout=deployed.function_timeout,
             max_receive_count=deployed.max_receive_count,
             embedded=embedded,
+            payload_bucket=deployed.payload_bucket,
+            pointer_bucket=pointer_bucket,
         )
     if not options.table:
         raise SystemExit("--queue-url needs --table")
@@ -606,12 +650,26 @@ def _target(
         queue_arn=attributes["QueueArn"],
         dlq_url=dlq_url,
         table_name=options.table,
-        environment={**settings.chosen, "DYNAMO_TABLE": options.table, "DLQ_URL": dlq_url, "REGION": region},
+        environment={
+            **settings.chosen,
+            "DYNAMO_TABLE": options.table,
+            "DLQ_URL": dlq_url,
+            "REGION": region,
+            **({"POINTER_BUCKETS": options.pointer_bucket} if getattr(options, "pointer_bucket", None) else {}),
+        },
         batch_size=int(batch),
         function_timeout=int(template["Parameters"]["FunctionTimeout"]["Default"]),
         max_receive_count=int(policy.get("maxReceiveCount", 0)),
         embedded=False,
+        pointer_bucket=getattr(options, "pointer_bucket", None),
     )
+
+
+def _create_bucket(s3: S3Client, name: str, region: str) -> None:
+    if region == "us-east-1":
+        s3.create_bucket(Bucket=name)
+    else:
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})  # type: ignore[typeddict-item]
 
 
 def _say(err: IO[str], text: str) -> None:

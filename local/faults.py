@@ -62,6 +62,14 @@ def error_answer(url: str, code: str, status: int) -> AWSResponse:
     return _answer(url, status, body, {"x-amzn-query-error": f"{code};{fault}"})
 
 
+def xml_error_answer(url: str, code: str, status: int) -> AWSResponse:
+    """An error in S3's REST-XML shape: botocore parses its code and retries it as it would S3's own."""
+    body = f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>injected fault</Message></Error>"
+    headers = HTTPHeaders()
+    headers["Content-Type"] = "application/xml"
+    return AWSResponse(url, status, headers, _Raw(body.encode()))
+
+
 @dataclass
 class Rule:
     """On ``operation``, with probability ``rate`` per call, a burst of ``burst`` calls meets ``kind``."""
@@ -143,13 +151,17 @@ class WireFaults:
                     return rule
             return None
 
-    def _before_send(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
+    def _before_send(self, request: AWSPreparedRequest, event_name: str = "", **_: Any) -> AWSResponse | None:
+        # JSON-protocol calls name their operation in a header; S3's REST calls only in the event's name.
         target = request.headers.get("X-Amz-Target", b"")
-        operation = (target.decode() if isinstance(target, bytes) else str(target)).rsplit(".", 1)[-1]
+        name = target.decode() if isinstance(target, bytes) else str(target)
+        operation = (name or event_name).rsplit(".", 1)[-1]
         rule = self._pick(operation)
         if rule is None:
             return self._send(operation, request) if self._observed(operation) else None
         if rule.kind == ERROR:
+            if event_name.startswith("before-send.s3."):
+                return xml_error_answer(request.url, rule.code, rule.status)
             return error_answer(request.url, rule.code, rule.status)
         if rule.kind == TIMEOUT:
             raise ReadTimeoutError(endpoint_url=request.url)
@@ -209,14 +221,20 @@ class FaultPlan:
     dynamodb: tuple[Rule, ...]
     sqs: tuple[Rule, ...]
     seed: int = 1
+    s3: tuple[Rule, ...] = ()
 
-    def install(self, dynamodb: Any, sqs: Any, ledger: WriteLedger, stream: int = 0) -> list[WireFaults]:
+    def install(
+        self, dynamodb: Any, sqs: Any, ledger: WriteLedger, stream: int = 0, s3: Any = None
+    ) -> list[WireFaults]:
         """Injectors on these clients, each with its own copy of the rules (a rule keeps its burst's state)."""
-        seed = self.seed + 2 * stream
-        return [
+        seed = self.seed + 3 * stream
+        injectors = [
             WireFaults([replace(rule) for rule in self.dynamodb], seed=seed, ledger=ledger).install(dynamodb),
             WireFaults([replace(rule) for rule in self.sqs], seed=seed + 1).install(sqs),
         ]
+        if s3 is not None and self.s3:
+            injectors.append(WireFaults([replace(rule) for rule in self.s3], seed=seed + 2).install(s3))
+        return injectors
 
 
 def _body(request: AWSPreparedRequest) -> bytes:

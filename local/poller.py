@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 Handler = Callable[[dict[str, Any], Any], Mapping[str, Any]]
 DEFAULT_VISIBILITY_TIMEOUT = 2
+# What the poller receives with: longer than any invocation, so moto's own timer never runs out first.
+HOLD_SECONDS = 3600
 
 
 @dataclass
@@ -75,9 +77,12 @@ class Poller:
     visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT
     idle_sleep: float = 0.1
     stats: PollerStats = field(default_factory=PollerStats)
+    # Receipt handles of messages not deleted, and when they become visible again.
+    _returning: list[tuple[float, list[str]]] = field(default_factory=list, init=False, repr=False)
 
     def poll_once(self) -> int:
         """One receive and, if anything came, one invocation. Returns the number of records."""
+        self._release_due()
         answer = self.sqs.receive_message(
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=self.batch_size,
@@ -126,7 +131,9 @@ class Poller:
             except Exception as error:  # noqa: BLE001 - they come back after the function timeout instead
                 self.stats.errors.append(f"ChangeMessageVisibilityBatch: {error}")
 
-    def _delete(self, messages: Sequence[Mapping[str, Any]]) -> None:
+    def _delete(self, messages: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        """The messages it could not delete."""
+        left: list[Mapping[str, Any]] = []
         for start in range(0, len(messages), 10):
             chunk = messages[start : start + 10]
             entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)]
@@ -135,9 +142,31 @@ class Poller:
             except Exception as error:  # noqa: BLE001 - the messages come back and are seen as duplicates
                 self.stats.esm_delete_failures += len(chunk)
                 self.stats.errors.append(f"DeleteMessageBatch: {error}")
+                left.extend(chunk)
                 continue
             self.stats.esm_deleted += len(answer.get("Successful", []))
             self.stats.esm_delete_failures += len(answer.get("Failed", []))
+            left.extend(chunk[int(entry["Id"])] for entry in answer.get("Failed", []))
+        return left
+
+    def _return_later(self, messages: Sequence[Mapping[str, Any]]) -> None:
+        if messages:
+            due = time.monotonic() + self.visibility_timeout
+            self._returning.append((due, [str(message["ReceiptHandle"]) for message in messages]))
+
+    def _release_due(self) -> None:
+        """Messages whose visibility timeout is over become visible again, all of a group at once."""
+        now = time.monotonic()
+        due = [handles for when, handles in self._returning if when <= now]
+        self._returning = [(when, handles) for when, handles in self._returning if when > now]
+        for handles in due:
+            for start in range(0, len(handles), 10):
+                entries = [
+                    {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+                    for i, handle in enumerate(handles[start : start + 10])
+                ]
+                # A message the consumer deleted after all is no longer there: its entry fails, as it should.
+                self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries)  # type: ignore[arg-type]
 
     def queue_depth(self) -> int:
         """Messages visible, in flight, or delayed."""

@@ -263,7 +263,8 @@ def _poll(
     )
     clients = bootstrap.clients()
     ledger = WriteLedger()
-    injectors = job.faults.install(clients.dynamodb, clients.sqs, ledger, stream=job.index) if job.faults else []
+    s3 = bootstrap.s3_client() if job.faults and job.faults.s3 else None
+    injectors = job.faults.install(clients.dynamodb, clients.sqs, ledger, stream=job.index, s3=s3) if job.faults else []
     results.put((READY, job.index, None))
     start.wait()
     started, cpu_started = time.monotonic(), time.process_time()

@@ -8,6 +8,9 @@ A message the consumer expects is a JSON object::
 sent to the FIFO queue with a ``MessageGroupId`` and a ``MessageDeduplicationId``.
 A *duplicate* reuses a ``message_id`` with a new deduplication id (SQS cannot drop it,
 the consumer must); an *invalid* body can never be stored and must reach the DLQ.
+A *large* body carries an attachment that makes its item too large for DynamoDB (the
+consumer writes it to S3); a *pointer* is what the SQS Extended Client sends: the body put
+in S3 by the producer, and a JSON pointer to it with the ``ExtendedPayloadSize`` attribute.
 """
 
 from __future__ import annotations
@@ -15,24 +18,43 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
 VALID = "valid"
 DUPLICATE = "duplicate"
 CONFLICTING = "conflicting_duplicate"
 INVALID = "invalid"
+LARGE = "large"
+POINTER = "pointer"
 FROM_FILE = "from_file"
+# Kinds whose message must end as exactly one item.
+STORED_KINDS = (VALID, LARGE, POINTER)
 MAX_SEND_BATCH = 10
+# SendMessageBatch takes at most 1 MiB for all its entries together.
+MAX_SEND_BATCH_BYTES = 1024 * 1024
+# Large bodies: over DynamoDB's 400 KB item, under SQS's 1 MiB message.
+LARGE_BODY_BYTES = (450_000, 1_000_000)
+POINTER_CLASS = "software.amazon.payloadoffloading.PayloadS3Pointer"
 
 SOURCE = "local-producer"
 TYPE = "transaction.created"
+
+
+@dataclass(frozen=True)
+class S3Payload:
+    """An Extended Client payload: put in the producer's bucket before its pointer is sent (unless ``text`` is None)."""
+
+    bucket: str
+    key: str
+    text: str | None
 
 
 @dataclass(frozen=True)
@@ -47,6 +69,13 @@ class Outgoing:
     expected_reason: str | None = None
     sqs_message_id: str = ""
     sent_index: int = -1
+    payload: S3Payload | None = None
+    attributes: Mapping[str, Any] | None = None
+
+    @property
+    def message_body(self) -> str:
+        """The body the consumer stores: the pointer's payload, or the body itself."""
+        return (self.payload.text or "") if self.payload is not None else self.body
 
 
 def contract_body(group: str, sequence: int, rng: random.Random, *, message_id: str | None = None) -> dict[str, Any]:
@@ -81,14 +110,41 @@ def _invalid_bodies(token: str) -> list[tuple[str, str]]:
     ]
 
 
+def large_body(group: str, sequence: int, rng: random.Random) -> dict[str, Any]:
+    """A contract body with a scanned attachment: its item would pass DynamoDB's 400 KB."""
+    body = contract_body(group, sequence, rng)
+    body["attachment"] = "".join(rng.choices("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", k=rng.randint(*LARGE_BODY_BYTES)))
+    return body
+
+
+def pointer_to(bucket: str, key: str, size: int) -> tuple[str, dict[str, Any]]:
+    """What the Extended Client sends for a payload it put at s3://bucket/key: the body and its attributes."""
+    body = json.dumps([POINTER_CLASS, {"s3BucketName": bucket, "s3Key": key}])
+    return body, {"ExtendedPayloadSize": {"DataType": "Number", "StringValue": str(size)}}
+
+
 def demo_workload(
-    messages: int, groups: int, duplicates: int, invalid: int, *, seed: int = 7, conflicting_every: int = 5
+    messages: int,
+    groups: int,
+    duplicates: int,
+    invalid: int,
+    *,
+    seed: int = 7,
+    conflicting_every: int = 5,
+    large: int = 0,
+    pointers: int = 0,
+    pointer_bucket: str | None = None,
 ) -> list[Outgoing]:
     """``messages`` valid bodies over ``groups`` groups, then duplicates and invalid bodies mixed in.
 
     Every ``conflicting_every``-th duplicate changes the body under the same ``message_id``.
     Duplicates and invalid bodies are inserted after their original, in the same group.
+    ``large`` bodies too large for an item, and ``pointers`` Extended Client messages whose payloads
+    go to ``pointer_bucket`` (every fifth payload large, the third of every ten pointers naming an object never
+    written: quarantined as payload_missing), are inserted in their groups' order.
     """
+    if pointers and pointer_bucket is None:
+        raise ValueError("pointers need a bucket for their payloads")
     if groups < 1:
         raise ValueError("--groups must be at least 1")
     rng = random.Random(seed)
@@ -115,6 +171,27 @@ def demo_workload(
         bad, reason = _invalid_bodies(token)[number % 5]
         group = names[rng.randrange(groups)]
         plan.insert(rng.randrange(len(plan) + 1), Outgoing(bad, group, _dedup(rng), INVALID, expected_reason=reason))
+    # Appended in order, so each group's sequence numbers still rise in the order sent.
+    for _ in range(large):
+        group = names[rng.randrange(groups)]
+        sequences[group] += 1
+        body = large_body(group, sequences[group], rng)
+        plan.append(Outgoing(json.dumps(body), group, _dedup(rng), LARGE, key=body["message_id"]))
+    for number in range(pointers):
+        assert pointer_bucket is not None
+        group = names[rng.randrange(groups)]
+        sequences[group] += 1
+        body = (large_body if number % 5 == 4 else contract_body)(group, sequences[group], rng)
+        text = json.dumps(body)
+        s3_key = f"payloads/{_dedup(rng)}"
+        pointer, attributes = pointer_to(pointer_bucket, s3_key, len(text.encode()))
+        if number % 10 == 2:
+            payload = S3Payload(pointer_bucket, s3_key, None)
+            outgoing = Outgoing(pointer, group, _dedup(rng), INVALID, expected_reason="payload_missing")
+        else:
+            payload = S3Payload(pointer_bucket, s3_key, text)
+            outgoing = Outgoing(pointer, group, _dedup(rng), POINTER, key=body["message_id"])
+        plan.append(replace(outgoing, payload=payload, attributes=attributes))
     return plan
 
 
@@ -142,12 +219,27 @@ def file_workload(path: Path, groups: int, *, seed: int = 7) -> list[Outgoing]:
     ]
 
 
-def send_all(sqs: SQSClient, queue_url: str, plan: Sequence[Outgoing]) -> list[Outgoing]:
-    """SendMessageBatch, 10 at a time, in plan order; returns the plan with SQS message ids."""
+def send_all(sqs: SQSClient, queue_url: str, plan: Sequence[Outgoing], s3: S3Client | None = None) -> list[Outgoing]:
+    """SendMessageBatch, 10 at a time (1 MiB at most), in plan order; returns the plan with SQS message ids."""
     sent: list[Outgoing] = []
-    for start in range(0, len(plan), MAX_SEND_BATCH):
-        sent.extend(send_batch(sqs, queue_url, plan[start : start + MAX_SEND_BATCH], start))
+    for chunk in batches(plan):
+        sent.extend(send_batch(sqs, queue_url, chunk, len(sent), s3))
     return sent
+
+
+def batches(plan: Sequence[Outgoing]) -> Iterator[list[Outgoing]]:
+    """The plan in order, cut where SendMessageBatch's 10 entries or 1 MiB would be passed."""
+    chunk: list[Outgoing] = []
+    size = 0
+    for item in plan:
+        weight = len(item.body.encode()) + sum(len(json.dumps(value)) for value in (item.attributes or {}).values())
+        if chunk and (len(chunk) == MAX_SEND_BATCH or size + weight > MAX_SEND_BATCH_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(item)
+        size += weight
+    if chunk:
+        yield chunk
 
 
 class Feeder:
@@ -157,46 +249,68 @@ class Feeder:
     queue attributes cost time in proportion to the messages queued.
     """
 
-    def __init__(self, sqs: SQSClient, queue_url: str, plan: Sequence[Outgoing], window: int = 50) -> None:
+    def __init__(
+        self,
+        sqs: SQSClient,
+        queue_url: str,
+        plan: Sequence[Outgoing],
+        window: int = 50,
+        s3: S3Client | None = None,
+    ) -> None:
         self._sqs = sqs
+        self._s3 = s3
         self._queue_url = queue_url
-        self._pending = list(plan)
+        self._pending = list(batches(plan))
         self._window = window
         self.sent: list[Outgoing] = []
 
     def feed(self, depth: int) -> bool:
         """Send batches until the window is full; True while some of the plan is unsent."""
         while self._pending and depth < self._window:
-            chunk, self._pending = self._pending[:MAX_SEND_BATCH], self._pending[MAX_SEND_BATCH:]
-            self.sent.extend(send_batch(self._sqs, self._queue_url, chunk, len(self.sent)))
+            chunk = self._pending.pop(0)
+            self.sent.extend(send_batch(self._sqs, self._queue_url, chunk, len(self.sent), self._s3))
             depth += len(chunk)
         return bool(self._pending)
 
 
-def send_batch(sqs: SQSClient, queue_url: str, items: Sequence[Outgoing], first_index: int) -> list[Outgoing]:
+def send_batch(
+    sqs: SQSClient, queue_url: str, items: Sequence[Outgoing], first_index: int, s3: S3Client | None = None
+) -> list[Outgoing]:
     """One SendMessageBatch, in order; returns the items with their SQS message ids.
 
-    A refused entry is sent again on its own with the same deduplication id, so a retry
-    never makes a second copy; the batch's later entries of its group may overtake it.
+    Payloads of pointers are put in S3 first, as the Extended Client does. A refused entry
+    is sent again on its own with the same deduplication id, so a retry never makes a second
+    copy; the batch's later entries of its group may overtake it.
     """
     chunk = list(items)
-    entries = [
-        {"Id": str(i), "MessageBody": item.body, "MessageGroupId": item.group, "MessageDeduplicationId": item.dedup_id}
-        for i, item in enumerate(chunk)
-    ]
+    for item in chunk:
+        if item.payload is not None and item.payload.text is not None:
+            if s3 is None:
+                raise ValueError("a pointer's payload needs an S3 client")
+            s3.put_object(Bucket=item.payload.bucket, Key=item.payload.key, Body=item.payload.text.encode())
+    entries = [{"Id": str(i), **_send_fields(item)} for i, item in enumerate(chunk)]
     answer = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)  # type: ignore[arg-type]
     ids = {int(entry["Id"]): entry["MessageId"] for entry in answer.get("Successful", [])}
     for entry in answer.get("Failed", []):
         item = chunk[int(entry["Id"])]
-        retried = sqs.send_message(
-            QueueUrl=queue_url, MessageBody=item.body, MessageGroupId=item.group, MessageDeduplicationId=item.dedup_id
-        )
+        retried = sqs.send_message(QueueUrl=queue_url, **_send_fields(item))
         ids[int(entry["Id"])] = retried["MessageId"]
     return [replace(item, sqs_message_id=ids[i], sent_index=first_index + i) for i, item in enumerate(chunk)]
 
 
+def _send_fields(item: Outgoing) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "MessageBody": item.body,
+        "MessageGroupId": item.group,
+        "MessageDeduplicationId": item.dedup_id,
+    }
+    if item.attributes:
+        fields["MessageAttributes"] = dict(item.attributes)
+    return fields
+
+
 def count_kinds(plan: Iterable[Outgoing]) -> dict[str, int]:
-    counts = dict.fromkeys((VALID, DUPLICATE, CONFLICTING, INVALID, FROM_FILE), 0)
+    counts = dict.fromkeys((VALID, LARGE, POINTER, DUPLICATE, CONFLICTING, INVALID, FROM_FILE), 0)
     for item in plan:
         counts[item.kind] += 1
     return counts

@@ -7,6 +7,7 @@ table. The idempotency key of a sent message is computed by the consumer's own p
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -26,6 +27,7 @@ from local.producer import Outgoing, count_kinds
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
 REDRIVEN = "redriven_by_sqs (maxReceiveCount reached)"
@@ -67,6 +69,10 @@ class Report:
     messages_per_second: float
     visibility_timeout: int
     endpoint: str
+    # Bodies over DynamoDB's item limit written to the payload bucket, and Extended Client payloads read.
+    offloaded: int = 0
+    pointers_read: int = 0
+    payload_objects: int = 0
     notes: list[str] = field(default_factory=list)
     # The function's settings as the run deployed them, each with its source.
     settings: dict[str, str] = field(default_factory=dict)
@@ -93,6 +99,8 @@ class Report:
             f"saved                 {self.saved} new items written",
             f"duplicates            {self.duplicates} skipped, of which conflicting {self.conflicting_duplicates}",
             f"invalid               {self.invalid} seen, {self.quarantined} quarantined to the DLQ with a reason",
+            f"large                 {self.offloaded} bodies offloaded to S3 ({self.payload_objects} objects in the "
+            f"payload bucket), {self.pointers_read} Extended Client pointers read",
             f"deleted               {self.deleted_by_consumer} by the consumer, {self.deleted_by_poller} by the poller",
             f"batch failures        {self.batch_item_failures} records reported, {self.invocation_errors} "
             f"invocations raised, {self.redeliveries} redeliveries "
@@ -187,12 +195,22 @@ def read_dlq(sqs: SQSClient, dlq_url: str, *, consume: bool, visibility_timeout:
     return list(seen.values())
 
 
+def read_payload_objects(s3: S3Client, bucket: str) -> dict[str, list[str]]:
+    """Every object version in the payload bucket: key -> the SHA-256 of each version's bytes."""
+    objects: dict[str, list[str]] = {}
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        for version in page.get("Versions", []):
+            body = s3.get_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])["Body"].read()
+            objects.setdefault(version["Key"], []).append(hashlib.sha256(body).hexdigest())
+    return objects
+
+
 def idempotency_key(item: Outgoing, config: Config) -> str | None:
-    """The key the consumer derives from this message, or None if the body is invalid."""
+    """The key the consumer derives from this message (a pointer's: from its payload), or None if it is invalid."""
     record = SqsRecord(
         message_id=item.sqs_message_id,
         receipt_handle="-",
-        body=item.body,
+        body=item.message_body,
         event_source_arn="arn:aws:sqs:local:000000000000:queue.fifo",
         attributes={"MessageGroupId": item.group, "MessageDeduplicationId": item.dedup_id},
     )
@@ -238,6 +256,7 @@ def build_report(
     visibility_timeout: int,
     endpoint: str,
     quarantined: Iterable[str] = (),
+    payload_objects: Mapping[str, Sequence[str]] | None = None,
 ) -> Report:
     sent_ids = {message.sqs_message_id for message in sent}
     ours = [item for item in items.values() if item.get("_meta", {}).get("sqs_message_id") in sent_ids]
@@ -276,4 +295,7 @@ def build_report(
         messages_per_second=round(len(sent) / seconds, 1) if seconds > 0 else 0.0,
         visibility_timeout=visibility_timeout,
         endpoint=endpoint,
+        offloaded=int(totals["PayloadsOffloaded"]),
+        pointers_read=int(totals["PointersRead"]),
+        payload_objects=len(payload_objects or {}),
     )

@@ -2,8 +2,9 @@
 
 Each setting maps to the template parameter that sets it in AWS, so a local stack is deployed
 from the same parameters (the table's key schema follows ``DYNAMO_KEY_ATTRIBUTE`` as it does in
-``sam deploy``). Where the resources are (``DYNAMO_TABLE``, ``DLQ_URL``, ``REGION``) is not read
-here: a run creates its own stack, or is pointed at one with ``--queue-url``/``--table``/``--region``.
+``sam deploy``). Where the resources are (``DYNAMO_TABLE``, ``DLQ_URL``, ``REGION``,
+``PAYLOAD_BUCKET``, ``POINTER_BUCKETS``) is not read here: a run creates its own stack, or is
+pointed at one with ``--queue-url``/``--table``/``--region``.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ SETTING_PARAMETERS = {
     "MAX_CONCURRENCY": "GroupConcurrency",
     "RECORD_TTL_DAYS": "RecordTtlDays",
     "LOG_MESSAGE_BODY": "LogMessageBody",
+    "MAX_PAYLOAD_BYTES": "MaxPayloadBytes",
 }
-LOCATION_SETTINGS = ("DYNAMO_TABLE", "DLQ_URL", "REGION")
+# Where the resources are: a run creates its own (the payload bucket, and a producer bucket for pointers).
+LOCATION_SETTINGS = ("DYNAMO_TABLE", "DLQ_URL", "REGION", "PAYLOAD_BUCKET", "POINTER_BUCKETS")
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,11 @@
 Faults (seeded, ``local.faults``) on the consumer's own clients: throttling and 5xx bursts on
 ``PutItem`` longer than boto3's retries, writes that land but whose answer is lost, read
 timeouts, ``DeleteMessageBatch`` failures and partial failures, ``SendMessage`` to the DLQ
-failing, and invocations that die between the write and the delete. At the end each
-invariant is a number of violations; all must be 0. With ``--pollers N`` the queue is drained
-by N poller processes at once, each with its own faults, as Lambda's concurrent invocations.
+failing, and invocations that die between the write and the delete; on S3, ``PutObject``
+(large bodies) and ``GetObject`` (Extended Client payloads) throttled, failing, timing out or
+losing their answers. At the end each invariant is a number of violations; all must be 0. With
+``--pollers N`` the queue is drained by N poller processes at once, each with its own faults, as
+Lambda's concurrent invocations.
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ from typing import IO
 from local import results
 from local.cli import Run, positive, run_local
 from local.faults import DIE, ERROR, LOST_ANSWER, PARTIAL, TIMEOUT, FaultPlan, Rule, WriteLedger
-from local.producer import INVALID, VALID
+from local.producer import INVALID, LARGE, POINTER, STORED_KINDS, VALID
 
 
-def consumer_faults(scale: float = 1.0) -> tuple[list[Rule], list[Rule]]:
-    """(DynamoDB rules, SQS rules) for the consumer's clients; ``scale`` multiplies every rate."""
+def consumer_faults(scale: float = 1.0) -> tuple[list[Rule], list[Rule], list[Rule]]:
+    """(DynamoDB rules, SQS rules, S3 rules) for the consumer's clients; ``scale`` multiplies every rate."""
     dynamodb = [
         Rule("PutItem", ERROR, 0.006 * scale, (1, 5), code="ThrottlingException", status=400),
         Rule("PutItem", ERROR, 0.004 * scale, (1, 4), code="InternalServerError", status=500),
@@ -38,7 +40,15 @@ def consumer_faults(scale: float = 1.0) -> tuple[list[Rule], list[Rule]]:
         Rule("DeleteMessageBatch", PARTIAL, 0.03 * scale),
         Rule("SendMessage", ERROR, 0.05 * scale, (1, 4), code="InternalError", status=500),
     ]
-    return dynamodb, sqs
+    # S3 calls are few (large bodies and pointers only), so their rates are higher to be met at all.
+    s3 = [
+        Rule("PutObject", ERROR, 0.05 * scale, (1, 4), code="SlowDown", status=503),
+        Rule("PutObject", LOST_ANSWER, 0.05 * scale, (1, 3)),
+        Rule("PutObject", TIMEOUT, 0.03 * scale, (1, 2)),
+        Rule("GetObject", ERROR, 0.05 * scale, (1, 4), code="InternalError", status=500),
+        Rule("GetObject", TIMEOUT, 0.03 * scale, (1, 3)),
+    ]
+    return dynamodb, sqs, s3
 
 
 @dataclass
@@ -46,6 +56,8 @@ class SoakResult:
     pollers: int
     messages_sent: int
     valid: int
+    large: int
+    pointers: int
     invalid: int
     duplicates: int
     seconds: float
@@ -62,6 +74,9 @@ class SoakResult:
     invalid_not_in_dlq_with_reason: int
     invalid_in_table: int
     left_in_queue: int
+    # Items naming an S3 object that is not there, or holds another body; keys written more than once.
+    items_naming_no_body: int
+    body_objects_written_twice: int
 
     def violations(self) -> int:
         return (
@@ -71,6 +86,8 @@ class SoakResult:
             + self.invalid_not_in_dlq_with_reason
             + self.invalid_in_table
             + self.left_in_queue
+            + self.items_naming_no_body
+            + self.body_objects_written_twice
         )
 
     def to_text(self) -> str:
@@ -87,7 +104,7 @@ class SoakResult:
 
 def check(run: Run, ledger: WriteLedger) -> dict[str, int]:
     """The invariants, each as a number of violations."""
-    valid = [m for m in run.sent if m.kind == VALID]
+    valid = [m for m in run.sent if m.kind in STORED_KINDS]
     keys = {m.key for m in valid}
     wrong_counts = sum(1 for key in keys if ledger.writes.get(str(key), 0) != 1)
     wrong_counts += sum(1 for key in ledger.writes if key not in keys)
@@ -112,6 +129,13 @@ def check(run: Run, ledger: WriteLedger) -> dict[str, int]:
             1 for item in run.items.values() if item.get("_meta", {}).get("sqs_message_id") in invalid_ids
         ),
         "left_in_queue": run.report.queue_left,
+        "items_naming_no_body": sum(
+            1
+            for item in run.items.values()
+            if "body_s3" in item.get("_meta", {})
+            and item["_meta"]["body_s3"]["sha256"] not in run.payload_objects.get(item["_meta"]["body_s3"]["key"], [])
+        ),
+        "body_objects_written_twice": sum(1 for versions in run.payload_objects.values() if len(versions) > 1),
     }
 
 
@@ -121,18 +145,23 @@ def soak(
     duplicates: int,
     invalid: int,
     *,
+    large: int = 0,
+    pointers: int = 0,
     seed: int = 11,
     scale: float = 1.0,
     pollers: int = 1,
     err: IO[str],
 ) -> SoakResult:
-    dynamodb_rules, sqs_rules = consumer_faults(scale)
-    plan = FaultPlan(tuple(dynamodb_rules), tuple(sqs_rules), seed=seed)
+    dynamodb_rules, sqs_rules, s3_rules = consumer_faults(scale)
+    plan = FaultPlan(tuple(dynamodb_rules), tuple(sqs_rules), seed=seed, s3=tuple(s3_rules))
     options = argparse.Namespace(
         messages=messages,
         groups=groups,
         duplicates=duplicates,
         invalid=invalid,
+        large=large,
+        pointers=pointers,
+        pointer_bucket=None,
         events=None,
         seed=seed,
         endpoint_url=None,
@@ -153,8 +182,10 @@ def soak(
         pollers=pollers,
         messages_sent=report.sent,
         valid=report.sent_by_kind[VALID],
+        large=report.sent_by_kind[LARGE],
+        pointers=report.sent_by_kind[POINTER],
         invalid=report.sent_by_kind[INVALID],
-        duplicates=report.sent - report.sent_by_kind[VALID] - report.sent_by_kind[INVALID],
+        duplicates=report.sent - sum(report.sent_by_kind[kind] for kind in (*STORED_KINDS, INVALID)),
         seconds=report.seconds,
         faults_injected=dict(run.faults_injected),
         invocations_by_poller=report.invocations_by_poller,
@@ -178,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     top.add_argument("--groups", type=int, default=48, help="message groups (default 48)")
     top.add_argument("--duplicates", type=int, help="default: 1 per 20 messages (1,000 for 20,000)")
     top.add_argument("--invalid", type=int, help="default: 1 per 50 messages (400 for 20,000)")
+    top.add_argument("--large", type=int, default=60, help="bodies over DynamoDB's item limit (S3, then the item)")
+    top.add_argument("--pointers", type=int, default=200, help="Extended Client pointers (payloads in S3)")
     top.add_argument("--seed", type=int, default=11)
     top.add_argument("--scale", type=float, default=1.0, help="multiplies every fault rate")
     top.add_argument("--pollers", type=positive, default=1, help="poller processes at once (default 1: in-process)")
@@ -194,6 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         options.groups,
         options.messages // 20 if options.duplicates is None else options.duplicates,
         options.messages // 50 if options.invalid is None else options.invalid,
+        large=options.large,
+        pointers=options.pointers,
         seed=options.seed,
         scale=options.scale,
         pollers=options.pollers,

@@ -17,6 +17,7 @@ import yaml
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
 TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "template.yaml"
@@ -24,6 +25,7 @@ QUEUE_ID = "MessagesQueue"
 DLQ_ID = "DeadLetterQueue"
 TABLE_ID = "MessagesTable"
 FUNCTION_ID = "ConsumerFunction"
+BUCKET_ID = "PayloadBucket"
 
 # CloudFormation attributes that CreateQueue takes as they are.
 _QUEUE_ATTRIBUTES = {
@@ -85,6 +87,8 @@ class Deployed:
     visibility_timeout: int
     max_receive_count: int
     function_timeout: int
+    # None when no S3 client was given: the function then runs without PAYLOAD_BUCKET.
+    payload_bucket: str | None = None
 
 
 class _Resolver:
@@ -166,8 +170,10 @@ def deploy_local(
     region: str = "us-east-1",
     account: str = "123456789012",
     template: Mapping[str, Any] | None = None,
+    s3: S3Client | None = None,
 ) -> Deployed:
-    """Create the template's DLQ, queue and table on the emulator behind these clients."""
+    """Create the template's DLQ, queue and table on the emulator behind these clients, and its payload
+    bucket if ``s3`` is given (without it, PAYLOAD_BUCKET is left out of the function's environment)."""
     template = load_template() if template is None else template
     resources = template["Resources"]
     resolver = _Resolver(template, stack_name, region, account)
@@ -175,6 +181,11 @@ def deploy_local(
     dlq_url, dlq_arn = _create_queue(sqs, resolver, DLQ_ID, resources[DLQ_ID]["Properties"])
     queue_url, queue_arn = _create_queue(sqs, resolver, QUEUE_ID, resources[QUEUE_ID]["Properties"])
     table_name = _create_table(dynamodb, resolver, resources[TABLE_ID]["Properties"])
+    bucket = None
+    if BUCKET_ID in resources:
+        resolver.refs[BUCKET_ID] = None
+        if s3 is not None:
+            bucket = _create_bucket(s3, resolver, f"{stack_name.lower()}-payloads", resources[BUCKET_ID]["Properties"])
 
     # Only what a local run needs is resolved: roles, alarms and the like have no local twin.
     function = resources[FUNCTION_ID]["Properties"]
@@ -199,6 +210,7 @@ def deploy_local(
         visibility_timeout=int(queue.get("VisibilityTimeout", 30)),
         max_receive_count=int(queue["RedrivePolicy"]["maxReceiveCount"]),
         function_timeout=int(timeout),
+        payload_bucket=bucket,
     )
 
 
@@ -297,6 +309,25 @@ def _create_table(dynamodb: DynamoDBClient, resolver: _Resolver, raw: Mapping[st
     resolver.attributes[(TABLE_ID, "Arn")] = (
         f"arn:aws:dynamodb:{resolver.refs['AWS::Region']}:{resolver.refs['AWS::AccountId']}:table/{name}"
     )
+    return name
+
+
+def _create_bucket(s3: S3Client, resolver: _Resolver, name: str, raw: Mapping[str, Any]) -> str:
+    """The bucket with the settings that change what S3 answers (versioning); CloudFormation names it in AWS."""
+    properties = resolver.resolve(dict(raw))
+    region = resolver.refs["AWS::Region"]
+    if region == "us-east-1":
+        s3.create_bucket(Bucket=name)
+    else:
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})
+    if "VersioningConfiguration" in properties:
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration=properties["VersioningConfiguration"])
+    if "PublicAccessBlockConfiguration" in properties:
+        s3.put_public_access_block(
+            Bucket=name, PublicAccessBlockConfiguration=properties["PublicAccessBlockConfiguration"]
+        )
+    resolver.refs[BUCKET_ID] = name
+    resolver.attributes[(BUCKET_ID, "Arn")] = f"arn:aws:s3:::{name}"
     return name
 
 

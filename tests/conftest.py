@@ -37,6 +37,9 @@ CONFIG_VARIABLES = (
     "MAX_CONCURRENCY",
     "RECORD_TTL_DAYS",
     "LOG_MESSAGE_BODY",
+    "PAYLOAD_BUCKET",
+    "POINTER_BUCKETS",
+    "MAX_PAYLOAD_BYTES",
     "AWS_ENDPOINT_URL",
 )
 
@@ -124,11 +127,12 @@ def parse_stdout(text: str) -> Output:
 
 @dataclass
 class Stack:
-    """The template's queue, DLQ and table on moto, with the helpers a test needs."""
+    """The template's queue, DLQ, table and payload bucket on moto, with the helpers a test needs."""
 
     deployed: Deployed
     sqs: Any
     dynamodb: Any
+    s3: Any
 
     def send(
         self,
@@ -192,10 +196,11 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     with mock_aws():
         sqs = boto3.client("sqs", region_name=REGION)
         dynamodb = boto3.client("dynamodb", region_name=REGION)
-        deployed = deploy_local(sqs, dynamodb, stack_name=STACK_NAME, region=REGION)
+        s3 = boto3.client("s3", region_name=REGION)
+        deployed = deploy_local(sqs, dynamodb, stack_name=STACK_NAME, region=REGION, s3=s3)
         for name, value in deployed.environment.items():
             monkeypatch.setenv(name, value)
-        yield Stack(deployed, sqs, dynamodb)
+        yield Stack(deployed, sqs, dynamodb, s3)
 
 
 class Invoker:

@@ -2,10 +2,10 @@
 
 ``WireFaults`` takes moto's ``before-send`` stub off one client and puts itself in
 front of it. Each request then either reaches moto untouched, or meets a fault:
-an error answer (retried by boto3 like a real one, nothing written), a lost answer
-(moto applies the request, the caller sees a read timeout), a slow answer (it arrives
-after a delay, or, past the attempt's read timeout, never: the request is applied and
-the caller sees a read timeout, as a socket would make it), or a failed connection.
+an error answer in the service's own protocol (JSON, or S3's XML; retried by boto3 like a real
+one, nothing written), a lost answer (moto applies the request, the caller sees a read timeout),
+a slow answer (it arrives after a delay, or, past the attempt's read timeout, never: the request
+is applied and the caller sees a read timeout, as a socket would make it), or a failed connection.
 ``refuse`` short-circuits ``before-call``: one error after retries, nothing sent.
 """
 
@@ -25,7 +25,7 @@ from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 from moto.core.botocore_stubber import MockRawResponse
 from moto.core.models import botocore_stubber
 
-from local.faults import error_answer
+from local.faults import error_answer, xml_error_answer
 
 
 def _operation(event_name: str) -> str:
@@ -117,6 +117,8 @@ class WireFaults:
                 raise ReadTimeoutError(endpoint_url=request.url)
             return answer
         if rule.kind == "error":
+            if self.client.meta.service_model.protocol == "rest-xml":
+                return xml_error_answer(request.url, rule.code, rule.status)
             return error_answer(request.url, rule.code, rule.status)
         if rule.kind == "lose_answer":
             botocore_stubber(event_name=event_name, request=request, **kwargs)
@@ -127,11 +129,20 @@ class WireFaults:
         for rule in self._rules.get(operation, []):
             if rule.remaining <= 0:
                 continue
-            if rule.when is not None and not rule.when(json.loads(request.body or b"{}")):
+            if rule.when is not None and not rule.when(_json_body(request)):
                 continue
             rule.remaining -= 1
             return rule
         return None
+
+
+def _json_body(request: Any) -> dict[str, Any]:
+    """A JSON-protocol request's parameters; S3's requests carry the object instead, so they have none."""
+    try:
+        parsed = json.loads(request.body or b"{}")
+    except (ValueError, TypeError):
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
 
 
 def refuse(client: Any, operation: str, code: str, *, status: int = 400) -> Counter[str]:

@@ -28,6 +28,7 @@ SECTIONS = [
     "5. Dollars per million messages",
     "6. Hostile bodies",
     "7. Concurrent pollers",
+    "8. Large messages",
 ]
 
 
@@ -74,6 +75,8 @@ def test_the_quick_bench_prints_every_section_with_positive_figures(tmp_path: Pa
         assert results["batch_peak_mb"][name] > 0
         assert results["cost_per_million"][name]["total"] > 0
     assert results["baseline_rss_mb"] > 0
+    for which in ("bodies", "pointers"):
+        assert results["large_batch"][which]["batch_peak_mb"] > results["large_batch"][which]["rss_before_mb"] > 0
     assert results["calls_per_message"]["consumer"]["PutItem"] == 1
     assert results["own_cpu_ms"]["1_groups"]["consumer"] > 0
     # And the concurrency section drained its queue with each number of pollers (1 and 2 when quick),

@@ -34,6 +34,10 @@ NO_METRICS_WARNING = pytest.mark.filterwarnings("ignore:No application metrics t
         pytest.param("DYNAMO_KEY_ATTRIBUTE", "_meta", id="key-attribute-reserved-meta"),
         pytest.param("DYNAMO_KEY_ATTRIBUTE", "expires_at", id="key-attribute-reserved-ttl"),
         pytest.param("DYNAMO_KEY_ATTRIBUTE", "k" * 256, id="key-attribute-over-255-bytes"),
+        pytest.param("PAYLOAD_BUCKET", "Payload_Bucket", id="payload-bucket-not-a-bucket-name"),
+        pytest.param("POINTER_BUCKETS", "producer-a,s3://producer-b", id="pointer-buckets-not-bucket-names"),
+        pytest.param("MAX_PAYLOAD_BYTES", "1000", id="max-payload-below-1-kib"),
+        pytest.param("MAX_PAYLOAD_BYTES", "1MB", id="max-payload-not-a-number"),
     ],
 )
 def test_an_invalid_setting_fails_the_invocation_naming_the_variable_and_processes_nothing(
@@ -97,6 +101,9 @@ def test_defaults_apply_when_only_the_region_is_set() -> None:
     assert config.max_concurrency == 10
     assert config.record_ttl_days is None
     assert config.log_message_body is False
+    assert config.payload_bucket is None
+    assert config.pointer_buckets == frozenset()
+    assert config.max_payload_bytes == 1024 * 1024
 
 
 @pytest.mark.parametrize(
@@ -140,6 +147,16 @@ def test_the_region_comes_from_region_then_aws_region_then_aws_default_region(
         pytest.param("IDEMPOTENCY_KEY_JMESPATH", "payload.id", "idempotency_key_path", "payload.id", id="key-path"),
         pytest.param("DYNAMO_KEY_ATTRIBUTE", "idempotency_key", "key_attribute", "idempotency_key", id="key-attribute"),
         pytest.param("DYNAMO_KEY_ATTRIBUTE", "k" * 255, "key_attribute", "k" * 255, id="key-attribute-255-bytes"),
+        pytest.param("PAYLOAD_BUCKET", "my-payloads.eu", "payload_bucket", "my-payloads.eu", id="payload-bucket"),
+        pytest.param("PAYLOAD_BUCKET", "", "payload_bucket", None, id="payload-bucket-empty"),
+        pytest.param(
+            "POINTER_BUCKETS",
+            " producer-a, producer-b ,",
+            "pointer_buckets",
+            {"producer-a", "producer-b"},
+            id="buckets",
+        ),
+        pytest.param("MAX_PAYLOAD_BYTES", "4194304", "max_payload_bytes", 4 * 1024 * 1024, id="max-payload-4-mib"),
     ],
 )
 def test_a_valid_setting_is_read_into_its_field(name: str, value: str, field: str, expected: Any) -> None:

@@ -201,28 +201,36 @@ def test_an_item_of_exactly_400_kib_is_written(stack: Stack, invoke: Invoker) ->
     assert stack.messages_in_queue() == 0
 
 
-def test_an_item_one_byte_over_400_kib_goes_to_the_dlq(stack: Stack, invoke: Invoker) -> None:
-    # Given a message whose item would be 409,601 bytes
+def test_without_a_payload_bucket_an_item_one_byte_over_400_kib_goes_to_the_dlq_naming_the_setting(
+    stack: Stack, invoke: Invoker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a function without PAYLOAD_BUCKET, and a message whose item would be 409,601 bytes
+    monkeypatch.delenv("PAYLOAD_BUCKET")
     event, body = _event_of_item_size(stack, "big-2", MAX_ITEM_BYTES + 1)
 
     # When it is handled
     response, out = invoke(event)
 
-    # Then it is quarantined as item_too_large, its body unchanged
+    # Then it is quarantined as item_too_large, its body unchanged, with the size and the setting that would store it
     assert_quarantined(stack, event, response, out, body, "item_too_large")
     details = out.steps("message_parse", event["Records"][0]["messageId"])[0]["details"]
     assert "409601" in details["error"]
+    assert "PAYLOAD_BUCKET" in details["error"]
 
 
-def test_a_body_far_over_the_item_limit_goes_to_the_dlq(stack: Stack, invoke: Invoker) -> None:
-    # Given a 600 KB body (SQS allows up to 1 MiB)
+def test_without_a_payload_bucket_a_body_far_over_the_item_limit_goes_to_the_dlq(
+    stack: Stack, invoke: Invoker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a function without PAYLOAD_BUCKET, and a 600 KB body (SQS allows up to 1 MiB)
+    monkeypatch.delenv("PAYLOAD_BUCKET")
     body = _padded("huge-1", 600_000)
 
     # When it is handled
     event, response, out = handle_one(stack, invoke, body)
 
-    # Then it is quarantined, not retried
+    # Then it is quarantined, not retried, and nothing was written to S3
     assert_quarantined(stack, event, response, out, body, "item_too_large")
+    assert stack.s3.list_objects_v2(Bucket=stack.deployed.payload_bucket).get("KeyCount") == 0
 
 
 # ---- Nesting depth ----

@@ -23,7 +23,8 @@ from local.template_resources import deploy_local
 
 
 def test_make_run_accounts_for_every_message_and_reports_it() -> None:
-    # Given a small workload: 40 orders over 4 groups, 4 duplicates and 5 invalid bodies
+    # Given a small workload: 40 orders over 4 groups, 4 duplicates and 5 invalid bodies, 2 bodies too large
+    # for an item, and 5 Extended Client pointers (one payload large, one never written)
     stdout, stderr = io.StringIO(), io.StringIO()
 
     # When the `make run` entry point runs it on the embedded emulator
@@ -38,6 +39,10 @@ def test_make_run_accounts_for_every_message_and_reports_it() -> None:
             "4",
             "--invalid",
             "5",
+            "--large",
+            "2",
+            "--pointers",
+            "5",
             "--json",
             "--env-file",
             os.devnull,
@@ -49,16 +54,25 @@ def test_make_run_accounts_for_every_message_and_reports_it() -> None:
     # Then every message is accounted for and the report says where each went
     report = json.loads(stdout.getvalue())
     assert code == 0
-    assert report["sent"] == 49
-    assert report["saved"] == report["table_items"] == 40
+    assert report["sent"] == 56
+    assert report["saved"] == report["table_items"] == 40 + 2 + 4
     assert report["duplicates"] == 4
-    assert report["quarantined"] == report["invalid"] == 5
-    assert sum(report["dlq_by_reason"].values()) == 5
-    assert set(report["dlq_by_reason"]) == {"invalid_json", "not_an_object", "invalid_key", "reserved_attribute"}
+    assert report["quarantined"] == report["invalid"] == 6
+    assert sum(report["dlq_by_reason"].values()) == 6
+    assert set(report["dlq_by_reason"]) == {
+        "invalid_json",
+        "not_an_object",
+        "invalid_key",
+        "reserved_attribute",
+        "payload_missing",
+    }
     assert report["queue_left"] == report["unaccounted"] == 0
+    # And the large bodies, its own and the large payload's, went to S3, one object each; four pointers were read
+    assert report["offloaded"] == report["payload_objects"] == 3
+    assert report["pointers_read"] == 4
     # And the metric totals come from the handler's EMF output
-    assert report["metrics"]["MessagesSaved"] == 40
-    assert report["metrics"]["MessagesDeleted"] == 49
+    assert report["metrics"]["MessagesSaved"] == 46
+    assert report["metrics"]["MessagesDeleted"] == 56
     # And progress went to stderr, with the endpoint on loopback
     assert "http://127.0.0.1:" in stderr.getvalue()
 
@@ -69,9 +83,18 @@ def test_the_cli_describes_its_options() -> None:
     with contextlib.redirect_stdout(stdout), pytest.raises(SystemExit):
         parser().parse_args(["run", "--help"])
     text = stdout.getvalue()
-    for option in ("--messages", "--groups", "--duplicates", "--invalid", "--events", "--json", "--keep-running"):
+    for option in (
+        "--messages",
+        "--groups",
+        "--duplicates",
+        "--invalid",
+        "--large",
+        "--pointers",
+        "--events",
+        "--json",
+    ):
         assert option in text
-    for option in ("--endpoint-url", "--queue-url", "--table", "--pollers"):
+    for option in ("--keep-running", "--endpoint-url", "--queue-url", "--table", "--pollers", "--pointer-bucket"):
         assert option in text
 
 
@@ -80,6 +103,7 @@ def test_make_run_with_two_pollers_drains_from_two_processes_and_accounts_for_ev
     # unlocked), and `make run --pollers 2` keeping the handler's logs
     logs = tmp_path / "handler.log"
     argv = ["run", "--messages", "80", "--groups", "40", "--duplicates", "4", "--invalid", "3", "--pollers", "2"]
+    argv += ["--large", "0", "--pointers", "0"]  # large messages have their own tests
     options = parser().parse_args([*argv, "--env-file", os.devnull, "--logs", str(logs)])
 
     # When it runs on the embedded emulator
@@ -143,7 +167,8 @@ def test_failed_messages_come_back_and_end_where_they_must() -> None:
         injected.append(WireFaults([puts]).install(clients.dynamodb))
         injected.append(WireFaults([sends]).install(clients.sqs))
 
-    options = parser().parse_args(["run", "--messages", "20", "--groups", "2", "--duplicates", "0", "--invalid", "2"])
+    argv = ["run", "--messages", "20", "--groups", "2", "--duplicates", "0", "--invalid", "2", "--large", "0"]
+    options = parser().parse_args([*argv, "--pointers", "0"])
     options.visibility_timeout = 1
 
     # When the pipeline runs
@@ -224,7 +249,8 @@ def test_make_run_takes_settings_from_the_environment_then_dotenv_over_the_templ
     assert settings["MAX_CONCURRENCY"] == "3 (.env)"
     assert settings["LOG_MESSAGE_BODY"] == "false (template.yaml)"
     # And the stack was deployed with them: every order saved under account:message_id, all accounted for
-    assert report["saved"] == report["table_items"] == 12
+    sent = report["sent_by_kind"]
+    assert report["saved"] == report["table_items"] == 12 + sent["large"] + sent["pointer"]
     assert report["duplicates"] == 2
     assert report["unaccounted"] == 0
     # And the table name from .env was not read: the run used the stack it created, and said so

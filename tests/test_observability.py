@@ -56,7 +56,7 @@ def test_metrics_are_emf_with_every_counter_in_one_blob(stack: Stack, invoke: In
     # When it is handled
     _, out = invoke(event)
 
-    # Then one EMF blob holds all eleven counters, in the configured namespace, by service
+    # Then one EMF blob holds every counter, in the configured namespace, by service
     blobs = [blob for blob in out.emf if "MessagesSaved" in blob]
     assert len(blobs) == 1
     [directive] = blobs[0]["_aws"]["CloudWatchMetrics"]
@@ -67,8 +67,10 @@ def test_metrics_are_emf_with_every_counter_in_one_blob(stack: Stack, invoke: In
     assert {metric["Unit"] for metric in directive["Metrics"]} == {"Count"}
     metrics = out.metrics()
     assert (metrics["MessagesSaved"], metrics["DuplicateMessages"], metrics["InvalidMessages"]) == (1, 1, 1)
-    # And nothing went to the CloudWatch API
-    assert boto3.client("cloudwatch", region_name=REGION).list_metrics()["Metrics"] == []
+    # And nothing went to the CloudWatch API (moto lists S3's own metrics for the payload bucket, in the
+    # AWS/ namespaces, where PutMetricData may not write)
+    listed = boto3.client("cloudwatch", region_name=REGION).list_metrics()["Metrics"]
+    assert [metric for metric in listed if not metric["Namespace"].startswith("AWS/")] == []
 
 
 def test_the_cold_start_is_counted_once_per_container(stack: Stack, invoke: Invoker) -> None:

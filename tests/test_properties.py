@@ -268,13 +268,14 @@ def fresh_stack() -> Iterator[Stack]:
     with mock_aws():
         sqs = boto3.client("sqs", region_name=REGION)
         dynamodb = boto3.client("dynamodb", region_name=REGION)
-        deployed = deploy_local(sqs, dynamodb, stack_name=f"prop-{uuid.uuid4().hex[:8]}", region=REGION)
+        s3 = boto3.client("s3", region_name=REGION)
+        deployed = deploy_local(sqs, dynamodb, stack_name=f"prop-{uuid.uuid4().hex[:8]}", region=REGION, s3=s3)
         environment = {**deployed.environment, "IDEMPOTENCY_KEY_JMESPATH": "message_id", "LOG_MESSAGE_BODY": "false"}
         with mock.patch.dict(os.environ, environment):
             bootstrap.reset()
             telemetry.metrics.clear_metrics()
             try:
-                yield Stack(deployed, sqs, dynamodb)
+                yield Stack(deployed, sqs, dynamodb, s3)
             finally:
                 bootstrap.reset()
                 telemetry.metrics.clear_metrics()

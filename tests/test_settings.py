@@ -29,10 +29,11 @@ def keyed_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     with mock_aws():
         sqs = boto3.client("sqs", region_name=REGION)
         dynamodb = boto3.client("dynamodb", region_name=REGION)
-        deployed = deploy_local(sqs, dynamodb, stack_name=STACK_NAME, region=REGION, template=template)
+        s3 = boto3.client("s3", region_name=REGION)
+        deployed = deploy_local(sqs, dynamodb, stack_name=STACK_NAME, region=REGION, template=template, s3=s3)
         for name, value in deployed.environment.items():
             monkeypatch.setenv(name, value)
-        yield Stack(deployed, sqs, dynamodb)
+        yield Stack(deployed, sqs, dynamodb, s3)
 
 
 def _contract(message_id: str, transaction_id: str, sequence: int = 1) -> dict[str, Any]:

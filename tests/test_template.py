@@ -26,10 +26,20 @@ from moto import mock_aws
 from consumer import telemetry
 from consumer.config import Config
 from consumer.time_budget import MIN_FUNCTION_TIMEOUT_SECONDS
-from local.template_resources import DLQ_ID, FUNCTION_ID, QUEUE_ID, TABLE_ID, Deployed, deploy_local, load_template
+from local.template_resources import (
+    BUCKET_ID,
+    DLQ_ID,
+    FUNCTION_ID,
+    QUEUE_ID,
+    TABLE_ID,
+    Deployed,
+    deploy_local,
+    load_template,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
+PRODUCER_BUCKET_PARAMETER = "ProducerPayloadBucket"
 # What consumer.config and Powertools read; REGION is left out on purpose (see its own test).
 CONSUMER_VARIABLES = {
     "DYNAMO_TABLE",
@@ -38,6 +48,9 @@ CONSUMER_VARIABLES = {
     "MAX_CONCURRENCY",
     "RECORD_TTL_DAYS",
     "LOG_MESSAGE_BODY",
+    "PAYLOAD_BUCKET",
+    "POINTER_BUCKETS",
+    "MAX_PAYLOAD_BYTES",
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
     "POWERTOOLS_LOG_LEVEL",
@@ -49,6 +62,7 @@ ALARMED_METRICS = {
     "InvalidMessages",
     "ConflictingDuplicates",
     "FunctionTimeoutTooShort",
+    "S3PayloadError",
 }
 # The calls the consumer and the event source mapping make, by the resource they act on.
 EXPECTED_GRANTS = {
@@ -62,6 +76,11 @@ EXPECTED_GRANTS = {
     "sqs:GetQueueAttributes": {QUEUE_ID},
     "sqs:ChangeMessageVisibility": {QUEUE_ID},
     "sqs:SendMessage": {DLQ_ID},
+    # Bodies over DynamoDB's item limit: written once, never read back or deleted by the function.
+    "s3:PutObject": {BUCKET_ID},
+    # Only with ProducerPayloadBucket set: Extended Client payloads, and telling a missing one from a refusal.
+    "s3:GetObject": {PRODUCER_BUCKET_PARAMETER},
+    "s3:ListBucket": {PRODUCER_BUCKET_PARAMETER},
 }
 
 
@@ -98,16 +117,24 @@ def _with_defaults(template: dict[str, Any], **defaults: object) -> dict[str, An
     return changed
 
 
-def _deploy(template: dict[str, Any]) -> Deployed:
+def _deploy(template: dict[str, Any], *, with_bucket: bool = False) -> Deployed:
     with mock_aws():
         sqs = boto3.client("sqs", region_name=REGION)
         dynamodb = boto3.client("dynamodb", region_name=REGION)
-        return deploy_local(sqs, dynamodb, stack_name="template-test", region=REGION, template=template)
+        s3 = boto3.client("s3", region_name=REGION) if with_bucket else None
+        return deploy_local(sqs, dynamodb, stack_name="template-test", region=REGION, template=template, s3=s3)
 
 
 def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The statements, with each branch of a conditional one (``!If``) counted as a statement of its own."""
     statements = document["Statement"]
-    return statements if isinstance(statements, list) else [statements]
+    listed: list[dict[str, Any]] = []
+    for statement in statements if isinstance(statements, list) else [statements]:
+        if "Fn::If" in statement:
+            listed.extend(branch for branch in statement["Fn::If"][1:] if branch != {"Ref": "AWS::NoValue"})
+        else:
+            listed.append(statement)
+    return listed
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -134,11 +161,16 @@ def _iam_statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, A
 
 
 def _resource_logical_id(reference: Any) -> str:
-    """The logical id behind !GetAtt X.Arn or !Ref X, the only ways the template names a resource."""
+    """The logical id behind !GetAtt X.Arn, !Ref X or a !Sub naming one resource or parameter (an ARN built
+    from it, e.g. the objects of a bucket): the only ways the template names a resource."""
     if isinstance(reference, dict) and "Fn::GetAtt" in reference:
         return str(reference["Fn::GetAtt"][0])
     if isinstance(reference, dict) and "Ref" in reference:
         return str(reference["Ref"])
+    if isinstance(reference, dict) and isinstance(reference.get("Fn::Sub"), str):
+        named = {name.split(".")[0] for name in re.findall(r"\$\{([^}]+)\}", reference["Fn::Sub"])}
+        [logical_id] = named - {"AWS::Partition", "AWS::Region", "AWS::AccountId"}
+        return str(logical_id)
     raise AssertionError(f"resource {reference!r} is not a reference to a resource of this template")
 
 
@@ -350,6 +382,86 @@ def test_the_event_source_reads_fifo_batches_and_reports_item_failures(template:
     assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     # And how many invocations run at once is a parameter
     assert event["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "EventSourceMaxConcurrency"}
+
+
+# --- Payload bucket ---------------------------------------------------------------------------
+
+
+def test_the_payload_bucket_is_encrypted_private_owner_only_and_reachable_over_tls_only(
+    template: dict[str, Any],
+) -> None:
+    # Given the bucket for bodies over DynamoDB's item limit, and its policy
+    properties = _properties(template, BUCKET_ID)
+    [policy] = [
+        body["Properties"]["PolicyDocument"]
+        for body in _resources(template, "AWS::S3::BucketPolicy").values()
+        if body["Properties"]["Bucket"] == {"Ref": BUCKET_ID}
+    ]
+
+    # Then objects are encrypted at rest, no ACL or policy can make them public, and ACLs are off
+    [rule] = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    assert set(properties["PublicAccessBlockConfiguration"].values()) == {True}
+    assert len(properties["PublicAccessBlockConfiguration"]) == 4
+    assert properties["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    # And every request without TLS is denied, on the bucket and on its objects
+    [denial] = [statement for statement in _statements(policy) if statement["Effect"] == "Deny"]
+    assert denial["Action"] == "s3:*"
+    assert denial["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert {_resource_logical_id(resource) for resource in denial["Resource"]} == {BUCKET_ID}
+    assert len(denial["Resource"]) == 2
+
+
+def test_a_stored_body_deleted_or_overwritten_by_mistake_stays_recoverable_for_30_days(
+    template: dict[str, Any],
+) -> None:
+    # Given the bucket's versioning and lifecycle
+    properties = _properties(template, BUCKET_ID)
+    rules = properties["LifecycleConfiguration"]["Rules"]
+
+    # Then every version is kept, and a replaced or deleted one goes 30 days later
+    assert properties["VersioningConfiguration"] == {"Status": "Enabled"}
+    [recoverable] = [rule for rule in rules if "NoncurrentVersionExpiration" in rule]
+    assert recoverable["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
+    assert recoverable["Status"] == "Enabled"
+    # And current bodies expire only if PayloadExpirationDays says so
+    [optional] = [rule for rule in rules if "Fn::If" in rule]
+    condition, expiring, absent = optional["Fn::If"]
+    assert template["Conditions"][condition] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "PayloadExpirationDays"}, ""]}]}
+    assert expiring["ExpirationInDays"] == {"Ref": "PayloadExpirationDays"}
+    assert absent == {"Ref": "AWS::NoValue"}
+
+
+def test_the_function_offloads_to_the_stacks_bucket_and_reads_pointers_only_from_a_named_one(
+    template: dict[str, Any],
+) -> None:
+    # Given the stack deployed with its defaults, then with a producer's bucket named
+    default = _deploy(template, with_bucket=True)
+    with_producer = _deploy(_with_defaults(template, ProducerPayloadBucket="producer-payloads"), with_bucket=True)
+
+    # When the consumer reads each environment
+    config = Config.from_env({**default.environment, "AWS_REGION": REGION})
+    producer_config = Config.from_env({**with_producer.environment, "AWS_REGION": REGION})
+
+    # Then large bodies go to the stack's own bucket, and pointers are read only from the named bucket
+    assert _environment(template)["PAYLOAD_BUCKET"] == {"Ref": BUCKET_ID}
+    assert config.payload_bucket == default.payload_bucket is not None
+    assert config.pointer_buckets == frozenset()
+    assert producer_config.pointer_buckets == {"producer-payloads"}
+    assert config.max_payload_bytes == template["Parameters"]["MaxPayloadBytes"]["Default"] == 1024 * 1024
+
+
+def test_the_producer_bucket_parameter_takes_what_the_consumer_takes(template: dict[str, Any]) -> None:
+    # Given the parameter's pattern
+    pattern = template["Parameters"][PRODUCER_BUCKET_PARAMETER]["AllowedPattern"]
+
+    # Then it allows nothing (no pointers read) and bucket names, and refuses what POINTER_BUCKETS refuses
+    accepted = ["", "producer-payloads", "my.bucket.eu", "abc", "a" * 63]
+    refused = ["ab", "Producer", "under_score", "a" * 64, "-start", "end-", "s3://bucket"]
+    assert [value for value in accepted if not re.fullmatch(pattern, value)] == []
+    assert [value for value in refused if re.fullmatch(pattern, value)] == []
+    for value in accepted[1:]:
+        assert Config.from_env({"AWS_REGION": REGION, "POINTER_BUCKETS": value}).pointer_buckets == {value}
 
 
 # --- Table ------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import traceback
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -22,7 +22,6 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from consumer import telemetry
 from consumer.config import Config
-from consumer.dynamodb_item import build_item
 from consumer.exceptions import (
     InvalidEventError,
     InvalidMessageError,
@@ -31,6 +30,8 @@ from consumer.exceptions import (
     RecordFailure,
     StoreConfigurationError,
 )
+from consumer.extended_client import S3Pointer, pointer_of
+from consumer.large_messages import BodyUpload, LargeMessages
 from consumer.message import KEY_FROM_BODY, body_sha256, parse_message
 from consumer.message_store import MessageStore, SaveOutcome
 from consumer.queue_gateway import MAX_DELETE_BATCH, DeleteResult, QueueGateway
@@ -78,6 +79,12 @@ class Prepared:
     invalid: InvalidMessageError | None = None
     failure: str | None = None
     key_fallback: bool = False
+    # An SQS Extended Client pointer: its payload is read when the record's turn comes.
+    pointer: S3Pointer | None = None
+    pointer_read: bool = False
+    # The body, written to S3 before the item that names it.
+    upload: BodyUpload | None = None
+    failure_metric: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,8 @@ class RecordResult:
     key_fallback: bool = False
     # Why it is not saved: a quarantine reason, what held it back, or the error that failed it.
     note: str | None = None
+    pointer_read: bool = False
+    offloaded: bool = False
 
     @property
     def handled(self) -> bool:
@@ -128,12 +137,14 @@ class BatchConsumer:
         store: MessageStore,
         queues: QueueGateway,
         budget: CallBudget,
+        large: LargeMessages,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._config = config
         self._store = store
         self._queues = queues
         self._budget = budget
+        self._large = large
         self._clock = clock
         self._reported_short_timeout = False
 
@@ -193,9 +204,15 @@ class BatchConsumer:
         if self._config.log_message_body:
             received["body"] = record.body
         log_step(record.message_id, "message_received", INFO, received)
+        return self._parse(record)
+
+    def _parse(self, record: SqsRecord, pointer: S3Pointer | None = None) -> Prepared:
+        """Steps 2-3 on the body, or (``pointer`` given) on the payload ``record`` now carries as its body."""
         try:
+            if pointer is None and (found := pointer_of(record)) is not None:
+                return Prepared(record, record.message_id, body_sha256(record.body), pointer=found)
             message = parse_message(record, self._config.idempotency_key)
-            item = build_item(message, self._clock(), self._config.record_ttl_days, self._config.key_attribute)
+            item, upload = self._large.item(message, self._clock(), pointer)
         except InvalidMessageError as invalid:
             digest = body_sha256(record.body)
             details = {"reason": invalid.reason, "error": invalid.details, "body_sha256": digest}
@@ -220,7 +237,7 @@ class BatchConsumer:
             }
             log_step(message.key, "idempotency_key_fallback", WARNING, details)
         # The message already carries its body's hash: no second pass over a body of up to 1 MiB.
-        return Prepared(record, message.key, message.body_sha256, item=item, key_fallback=fallback)
+        return Prepared(record, message.key, message.body_sha256, item=item, upload=upload, key_fallback=fallback)
 
     def _run_unit(self, unit: Sequence[SqsRecord], deadline: Deadline) -> list[RecordResult]:
         results: list[RecordResult] = []
@@ -241,8 +258,13 @@ class BatchConsumer:
     def _handle(self, prepared: Prepared) -> RecordResult:
         record, trace_id = prepared.record, prepared.trace_id
         try:
+            if prepared.pointer is not None:
+                read = self._read_pointer(prepared)
+                return replace(self._handle(read), pointer_read=read.pointer_read)
             if prepared.failure is not None:
-                return RecordResult(record, trace_id, Outcome.FAILED, note=prepared.failure)
+                return RecordResult(
+                    record, trace_id, Outcome.FAILED, error_metric=prepared.failure_metric, note=prepared.failure
+                )
             if prepared.invalid is not None:
                 return self._quarantine(prepared, prepared.invalid)
             assert prepared.item is not None
@@ -251,8 +273,27 @@ class BatchConsumer:
             self._log_unexpected(trace_id, "message_handle")
             return RecordResult(record, trace_id, Outcome.FAILED, note="unexpected exception")
 
+    def _read_pointer(self, prepared: Prepared) -> Prepared:
+        """The payload a pointer names, read now (never for a held-back record) and parsed as its body;
+        the record itself stays the pointer, which is what a quarantine forwards."""
+        assert prepared.pointer is not None
+        try:
+            payload = self._large.read(prepared.record, prepared.pointer)
+        except InvalidMessageError as invalid:
+            return replace(prepared, pointer=None, invalid=invalid)
+        except RecordFailure as failure:
+            return replace(prepared, pointer=None, failure=type(failure).__name__, failure_metric=failure.metric)
+        return replace(self._parse(payload, prepared.pointer), record=prepared.record, pointer_read=True)
+
     def _save(self, prepared: Prepared, item: dict[str, Any]) -> RecordResult:
         record, trace_id = prepared.record, prepared.trace_id
+        if prepared.upload is not None:
+            try:  # S3 first: an item never points at nothing
+                self._large.write(prepared.upload, trace_id, record.message_id)
+            except RecordFailure as failure:
+                return RecordResult(
+                    record, trace_id, Outcome.FAILED, error_metric=failure.metric, note=type(failure).__name__
+                )
         details: dict[str, Any] = {"table": self._store.table_name, "sqs_message_id": record.message_id}
         try:
             saved = self._store.save(item, prepared.body_sha256)
@@ -276,7 +317,13 @@ class BatchConsumer:
             if conflicting:
                 skipped["hint"] = "the stored body differs from this one; the first write was kept"
             log_step(trace_id, "message_skipped", WARNING if conflicting else INFO, skipped)
-        return RecordResult(record, trace_id, outcome, key_fallback=prepared.key_fallback)
+        return RecordResult(
+            record,
+            trace_id,
+            outcome,
+            key_fallback=prepared.key_fallback,
+            offloaded=prepared.upload is not None and outcome is Outcome.SAVED,
+        )
 
     def _quarantine(self, prepared: Prepared, invalid: InvalidMessageError) -> RecordResult:
         record, trace_id = prepared.record, prepared.trace_id
@@ -406,6 +453,10 @@ def _log_outcomes(results: Sequence[RecordResult], deletes: DeleteSummary) -> No
             details["message_group_id"] = record.group_id
         if result.note is not None:
             details["error" if result.outcome is Outcome.FAILED else "reason"] = result.note
+        if result.pointer_read:
+            details["pointer_read"] = True
+        if result.offloaded:
+            details["offloaded"] = True
         if result.handled:
             details["delete"] = deletes.by_record.get(id(record), "not_sent")
         log_outcome(result.trace_id, _OUTCOME_STATUS[result.outcome], details)
@@ -435,6 +486,9 @@ def _add_metrics(results: Sequence[RecordResult], deletes: DeleteSummary, failur
         telemetry.SQS_DELETE_ERROR: deletes.failed,
         telemetry.IDEMPOTENCY_KEY_FALLBACKS: sum(1 for result in results if result.key_fallback),
         telemetry.FUNCTION_TIMEOUT_TOO_SHORT: int(too_short),
+        telemetry.PAYLOADS_OFFLOADED: sum(1 for result in results if result.offloaded),
+        telemetry.POINTERS_READ: sum(1 for result in results if result.pointer_read),
+        telemetry.S3_PAYLOAD_ERROR: errors[telemetry.S3_PAYLOAD_ERROR],
     }
     for name, value in counts.items():
         telemetry.metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

@@ -7,6 +7,7 @@ This is the only module that reads ``os.environ``; Powertools reads its own
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -24,6 +25,11 @@ DEFAULT_KEY_PATH = "message_id"
 # DynamoDB allows 255 bytes for the name of a key attribute; these two the consumer writes itself.
 MAX_KEY_ATTRIBUTE_BYTES = 255
 RESERVED_ATTRIBUTES = ("_meta", "expires_at")
+# SQS's largest body: a payload read through a pointer is held to it unless MAX_PAYLOAD_BYTES says otherwise.
+DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
+MAX_PAYLOAD_BYTES_LIMIT = 64 * 1024 * 1024
+# S3's basic rule for a general purpose bucket's name.
+BUCKET_NAME = re.compile(r"(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -40,6 +46,12 @@ class Config:
     max_concurrency: int
     record_ttl_days: int | None
     log_message_body: bool
+    # Bodies whose item would pass DynamoDB's 400 KB go to this bucket; None: they are quarantined.
+    payload_bucket: str | None
+    # Buckets whose SQS Extended Client pointers are read; a pointer elsewhere is quarantined.
+    pointer_buckets: frozenset[str]
+    # The largest payload a pointer may name: it is read into memory whole.
+    max_payload_bytes: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -64,6 +76,11 @@ class Config:
             max_concurrency=_integer(env, "MAX_CONCURRENCY", default=10, low=1, high=MAX_CONCURRENCY_LIMIT),
             record_ttl_days=_optional_integer(env, "RECORD_TTL_DAYS", low=1, high=36500),
             log_message_body=_boolean(env, "LOG_MESSAGE_BODY"),
+            payload_bucket=_bucket(env, "PAYLOAD_BUCKET"),
+            pointer_buckets=_buckets(env, "POINTER_BUCKETS"),
+            max_payload_bytes=_integer(
+                env, "MAX_PAYLOAD_BYTES", default=DEFAULT_MAX_PAYLOAD_BYTES, low=1024, high=MAX_PAYLOAD_BYTES_LIMIT
+            ),
         )
 
 
@@ -93,6 +110,24 @@ def _key_attribute(env: Mapping[str, str]) -> str:
             f"DYNAMO_KEY_ATTRIBUTE={name!r} is {size} bytes: DynamoDB allows {MAX_KEY_ATTRIBUTE_BYTES} for a key name"
         )
     return name
+
+
+def _bucket(env: Mapping[str, str], name: str) -> str | None:
+    value = _text(env, name)
+    if value and not BUCKET_NAME.fullmatch(value):
+        raise ConfigurationError(f"{name}={value!r} is not an S3 bucket name (3 to 63 of a-z, 0-9, '.', '-')")
+    return value or None
+
+
+def _buckets(env: Mapping[str, str], name: str) -> frozenset[str]:
+    raw = _text(env, name)
+    names = [part.strip() for part in raw.split(",") if part.strip()]
+    wrong = [part for part in names if not BUCKET_NAME.fullmatch(part)]
+    if wrong:
+        raise ConfigurationError(
+            f"{name}={raw!r}: {wrong[0]!r} is not an S3 bucket name; list bucket names, comma-separated"
+        )
+    return frozenset(names)
 
 
 def _integer(env: Mapping[str, str], name: str, *, default: int, low: int, high: int) -> int:

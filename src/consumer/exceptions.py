@@ -46,6 +46,12 @@ class OutOfTime(RecordFailure):
     """An AWS call was not sent: it could not end before the invocation's deadline."""
 
 
+class PayloadStoreError(RecordFailure):
+    """S3 refused, or did not answer, a body's write or a pointer's read after retries."""
+
+    metric = "S3PayloadError"
+
+
 class QuarantineError(RecordFailure):
     """An invalid message could not be sent to the dead-letter queue."""
 

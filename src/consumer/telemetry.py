@@ -32,6 +32,12 @@ SQS_DELETE_ERROR = "SQSDeleteError"
 # Saved or duplicate records keyed by MessageDeduplicationId or messageId: the key path found nothing.
 IDEMPOTENCY_KEY_FALLBACKS = "IdempotencyKeyFallbacks"
 FUNCTION_TIMEOUT_TOO_SHORT = "FunctionTimeoutTooShort"
+# Bodies saved with their whole body in S3 (PAYLOAD_BUCKET): their item would pass DynamoDB's 400 KB.
+PAYLOADS_OFFLOADED = "PayloadsOffloaded"
+# SQS Extended Client pointers whose payload was read from S3 (as UTF-8 text).
+POINTERS_READ = "PointersRead"
+# An S3 read or write failed after retries: the record is retried.
+S3_PAYLOAD_ERROR = "S3PayloadError"
 METRIC_NAMES = (
     MESSAGES_SAVED,
     DUPLICATE_MESSAGES,
@@ -46,6 +52,9 @@ METRIC_NAMES = (
     SQS_DELETE_ERROR,
     IDEMPOTENCY_KEY_FALLBACKS,
     FUNCTION_TIMEOUT_TOO_SHORT,
+    PAYLOADS_OFFLOADED,
+    POINTERS_READ,
+    S3_PAYLOAD_ERROR,
 )
 
 INFO = "info"
