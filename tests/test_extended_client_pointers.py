@@ -276,6 +276,7 @@ def test_a_declared_size_over_max_payload_bytes_is_quarantined_without_reading(
         pytest.param(json.dumps([POINTER, {"s3BucketName": PRODUCER_BUCKET, "s3Key": ""}]), id="empty-key"),
         pytest.param(json.dumps([POINTER, "s3://bucket/key"]), id="not-a-map"),
         pytest.param(json.dumps({"message_id": "order-1"}), id="attribute-on-an-ordinary-body"),
+        pytest.param(json.dumps([POINTER, {"s3BucketName": PRODUCER_BUCKET, "s3Key": "k"}, 3]), id="three-elements"),
     ],
 )
 def test_a_malformed_pointer_is_quarantined_as_invalid_pointer(producer: Stack, invoke: Invoker, body: str) -> None:
