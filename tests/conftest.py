@@ -270,3 +270,16 @@ def handle_one(stack: Stack, invoke: Invoker, body: str) -> tuple[dict[str, Any]
     event = stack.receive_event(1)
     response, out = invoke(event)
     return event, response, out
+
+
+def standard_queue_event(stack: Stack, count: int) -> dict[str, Any]:
+    """Given ``count`` messages on a standard queue (batches over ten are allowed there), received as one event."""
+    url = stack.sqs.create_queue(QueueName="standard-orders")["QueueUrl"]
+    arn = stack.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    for index in range(count):
+        stack.sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"message_id": f"std-{index}"}))
+    messages: list[dict[str, Any]] = []
+    while len(messages) < count:
+        answer = stack.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"])
+        messages.extend(answer.get("Messages", []))
+    return sqs_event(messages, arn)

@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from consumer import bootstrap
-from local.lambda_runtime import sqs_event
-from tests.conftest import Invoker, Stack, failures, load_event
+from tests.conftest import Invoker, Stack, failures, load_event, standard_queue_event
 from tests.faults import WireFaults, refuse
-
-
-def _standard_queue_event(stack: Stack, count: int) -> dict[str, Any]:
-    url = stack.sqs.create_queue(QueueName="standard-orders")["QueueUrl"]
-    arn = stack.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    for index in range(count):
-        stack.sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"message_id": f"std-{index}"}))
-    messages: list[dict[str, Any]] = []
-    while len(messages) < count:
-        answer = stack.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"])
-        messages.extend(answer.get("Messages", []))
-    return sqs_event(messages, arn)
 
 
 def test_handled_records_are_deleted_ten_per_call(stack: Stack, invoke: Invoker) -> None:
     # Given a standard-queue batch of 25 (standard queues allow batches over ten)
-    event = _standard_queue_event(stack, 25)
+    event = standard_queue_event(stack, 25)
     sqs = WireFaults(bootstrap.clients().sqs)
 
     # When it is handled

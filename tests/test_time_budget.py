@@ -21,8 +21,7 @@ from botocore.exceptions import ReadTimeoutError
 from consumer import bootstrap
 from consumer.aws_clients import MAX_ATTEMPTS
 from consumer.time_budget import Deadline
-from local.lambda_runtime import sqs_event
-from tests.conftest import Invoker, Output, Stack, failures
+from tests.conftest import Invoker, Output, Stack, failures, standard_queue_event
 from tests.faults import WireFaults
 
 SLOW = (1.5, 3.0)  # seconds per attempt
@@ -130,25 +129,13 @@ def test_dlq_discovery_stops_between_calls_when_the_next_cannot_fit(
     assert [message["Body"] for message in stack.dlq_messages()] == ["not json"]
 
 
-def _standard_queue_event(stack: Stack, count: int) -> dict[str, Any]:
-    url = stack.sqs.create_queue(QueueName="standard-orders")["QueueUrl"]
-    arn = stack.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    for index in range(count):
-        stack.sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"message_id": f"std-{index}"}))
-    messages: list[dict[str, Any]] = []
-    while len(messages) < count:
-        answer = stack.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"])
-        messages.extend(answer.get("Messages", []))
-    return sqs_event(messages, arn)
-
-
 def test_more_delete_rounds_than_workers_stop_at_the_deadline(
     stack: Stack, invoke: Invoker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given 40 records of a standard queue (four DeleteMessageBatch calls), one worker, deletes answering
     # in 2 s to 3 s, and an 8 s function timeout
     monkeypatch.setenv("MAX_CONCURRENCY", "1")
-    event = _standard_queue_event(stack, 40)
+    event = standard_queue_event(stack, 40)
     sqs = WireFaults(bootstrap.clients().sqs).slow("DeleteMessageBatch", (2.0, 3.0))
 
     # When the handler runs
