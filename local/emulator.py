@@ -11,7 +11,8 @@ moto's FIFO receive also delivers a group out of order once two or more of its m
 become visible again together (a batch that failed, or whose invocation died): it skips each
 of them while another is still marked in flight, and hands out the last one first, then the
 rest of the group after it (moto 5.2.5, ``SQSBackend.receive_message``; LocalStack had the
-same bug, localstack/localstack#4287). SQS never does: ``redeliver_in_order`` corrects it.
+same bug, localstack/localstack#4287); the same happens when they come back a millisecond apart
+while a receive runs. SQS never does: ``redeliver_in_order`` corrects both.
 
 Because of that one lock the emulator has a ceiling of its own: ``EmulatorLoad`` counts the
 requests it answered and the time it spent answering them, to tell when a run reached it.
@@ -24,10 +25,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from moto.core.botocore_stubber import BotocoreStubber
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from moto.sqs import models as sqs_models
 from moto.sqs.models import SQSBackend
 from werkzeug.serving import make_server
 
@@ -69,19 +72,34 @@ class OneRequestAtATime:
 
 
 def redeliver_in_order() -> None:
-    """From now on, a message visible again is no longer in flight before its group's lock is decided.
+    """From now on, each receive sees one moment, and a message visible again is no longer in flight.
 
-    Installed once for the process, and only ever makes moto closer to SQS.
+    moto reads the clock again for each message it looks at, so a message that comes back while the
+    receive runs frees its group after the group's earlier messages were already passed over (seen in
+    the soak: a group's held-back messages came back a millisecond apart, and the last ones were handed
+    out first). The receive therefore runs on a clock stopped at its start. Installed once for the
+    process, and only ever makes moto closer to SQS; the emulator's lock keeps every other request out
+    while the clock is stopped.
     """
     receive = SQSBackend.receive_message
     if getattr(receive, "redelivers_in_order", False):
         return
 
     def receive_message(self: SQSBackend, queue_name: str, *args: Any, **kwargs: Any) -> Any:
-        queue = self.get_queue(queue_name)
-        for message in [message for message in queue.pending_messages if message.visible]:
-            queue.pending_messages.discard(message)
-        return receive(self, queue_name, *args, **kwargs)
+        clock = sqs_models.unix_time_millis  # type: ignore[attr-defined]
+        now: float = clock()
+
+        def stopped(dt: datetime | None = None) -> float:
+            return now
+
+        sqs_models.unix_time_millis = stopped  # type: ignore[attr-defined]
+        try:
+            queue = self.get_queue(queue_name)
+            for message in [message for message in queue.pending_messages if message.visible]:
+                queue.pending_messages.discard(message)
+            return receive(self, queue_name, *args, **kwargs)
+        finally:
+            sqs_models.unix_time_millis = clock  # type: ignore[attr-defined]
 
     receive_message.redelivers_in_order = True  # type: ignore[attr-defined]
     SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
