@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import io
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 
-from local.soak import soak
+from local.cli import Run
+from local.faults import WriteLedger
+from local.producer import INVALID, POINTER, VALID, Outgoing
+from local.report import REDRIVEN, DlqMessage
+from local.soak import check, soak
 
-pytestmark = pytest.mark.slow  # not in `make check`; `make test` runs it
+slow = pytest.mark.slow  # not in `make check`; `make test` runs it
 
 
+@slow
 def test_under_wire_faults_nothing_is_lost_stored_twice_or_reordered() -> None:
     # Given 1,500 orders over 24 groups, with duplicates and invalid bodies, 15 bodies too large for an item,
     # and faults on the consumer's wire (PutItem throttling/5xx bursts, lost answers, timeouts,
@@ -36,6 +43,7 @@ def test_under_wire_faults_nothing_is_lost_stored_twice_or_reordered() -> None:
     assert result.left_in_queue == 0
 
 
+@slow
 def test_with_concurrent_pollers_nothing_is_lost_stored_twice_or_reordered() -> None:
     # Given 400 orders over 16 groups, with duplicates and invalid bodies, faults on the consumer's wire,
     # and three event source pollers draining the queue at once, each invoking the handler in its own
@@ -56,3 +64,54 @@ def test_with_concurrent_pollers_nothing_is_lost_stored_twice_or_reordered() -> 
     assert result.invalid_not_in_dlq_with_reason == 0
     assert result.invalid_in_table == 0
     assert result.left_in_queue == 0
+
+
+def _finished_run(sent: list[Outgoing], dlq: list[DlqMessage], written: list[str]) -> tuple[Run, WriteLedger]:
+    """What a drained queue left: the messages sent, the DLQ, and the accepted writes (nothing else held)."""
+    ledger = WriteLedger()
+    for key in written:
+        ledger.record(key)
+    report = SimpleNamespace(unaccounted=0, queue_left=0)
+    run = SimpleNamespace(sent=sent, dlq=dlq, items={}, payload_objects={}, report=report)
+    return cast(Run, run), ledger
+
+
+def _sent(kind: str, index: int, key: str | None = None, reason: str | None = None) -> Outgoing:
+    return Outgoing(f"body-{index}", "g", f"d{index}", kind, key, reason, sqs_message_id=f"m{index}", sent_index=index)
+
+
+def _redriven(message: Outgoing) -> DlqMessage:
+    return DlqMessage(f"dlq-{message.sqs_message_id}", message.sqs_message_id, message.body, REDRIVEN, "")
+
+
+def test_messages_sqs_redrove_after_max_receives_are_not_violations_but_unwritten_ones_are() -> None:
+    # Given a group whose pointer kept failing: SQS moved it, the valid message and the invalid one held back
+    # behind it to the DLQ itself; a fourth message (valid) is neither written nor in the DLQ
+    failing = _sent(POINTER, 0, key="k0")
+    held_back = _sent(VALID, 1, key="k1")
+    invalid = _sent(INVALID, 2, reason="invalid_json")
+    missing = _sent(VALID, 3, key="k3")
+    run, ledger = _finished_run(
+        [failing, held_back, invalid, missing], [_redriven(failing), _redriven(held_back), _redriven(invalid)], []
+    )
+
+    # When the soak's invariants are counted
+    figures = check(run, ledger)
+
+    # Then only the message that is nowhere is a violation
+    assert figures["not_written_exactly_once"] == 1
+    assert figures["invalid_not_in_dlq_with_reason"] == 0
+
+
+def test_a_message_sqs_redrove_after_it_was_written_twice_is_still_a_violation() -> None:
+    # Given a pointer written twice, then moved to the DLQ by SQS, and an invalid message not in the DLQ at all
+    pointer = _sent(POINTER, 0, key="k0")
+    invalid = _sent(INVALID, 1, reason="invalid_json")
+    run, ledger = _finished_run([pointer, invalid], [_redriven(pointer)], ["k0", "k0"])
+
+    # When the soak's invariants are counted
+    figures = check(run, ledger)
+
+    # Then both count
+    assert figures["not_written_exactly_once"] == 1
+    assert figures["invalid_not_in_dlq_with_reason"] == 1
