@@ -11,7 +11,6 @@ there is (``ReceiveMessage`` on an empty queue) to an emulator as fast as they c
 
 from __future__ import annotations
 
-import argparse
 import io
 import multiprocessing
 import os
@@ -36,26 +35,18 @@ def measure(quick: bool) -> dict[str, Any]:
 
 
 def pollers_run(pollers: int, messages: int, groups: int) -> dict[str, float]:
-    from local.cli import run_local
+    from local.cli import run_local, run_options
 
-    options = argparse.Namespace(
+    options = run_options(
         messages=messages,
         groups=groups,
         duplicates=0,
         invalid=0,
-        events=None,
+        large=0,
+        pointers=0,
         seed=7,
-        endpoint_url=None,
-        queue_url=None,
-        table=None,
-        region=None,
-        json=False,
-        keep_running=False,
-        visibility_timeout=2,
-        logs=None,
         deadline=600.0,
         pollers=pollers,
-        env_file=None,
     )
     run = run_local(options, err=io.StringIO(), in_processes=True)
     report, load = run.report, run.load

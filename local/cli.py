@@ -106,6 +106,21 @@ class Run:
     payload_objects: dict[str, list[str]] = field(default_factory=dict)
 
 
+def run_options(**changes: Any) -> argparse.Namespace:
+    """The options of ``python -m local run`` at their defaults, with ``changes``: for callers that are not its CLI.
+
+    No ``.env`` is read unless ``env_file`` is given: a soak or a benchmark must not take a laptop's settings.
+    """
+    options = parser().parse_args(["run"])
+    unknown = sorted(set(changes) - set(vars(options)))
+    if unknown:
+        raise TypeError(f"not options of `python -m local run`: {', '.join(unknown)}")
+    options.env_file = None
+    for name, value in changes.items():
+        setattr(options, name, value)
+    return options
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="python -m local",

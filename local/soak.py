@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from local import results
-from local.cli import Run, positive, run_local
+from local.cli import Run, positive, run_local, run_options
 from local.faults import DIE, ERROR, LOST_ANSWER, PARTIAL, TIMEOUT, FaultPlan, Rule, WriteLedger
 from local.producer import INVALID, LARGE, POINTER, STORED_KINDS, VALID
 from local.report import REDRIVEN
@@ -170,24 +170,15 @@ def soak(
 ) -> SoakResult:
     dynamodb_rules, sqs_rules, s3_rules = consumer_faults(scale)
     plan = FaultPlan(tuple(dynamodb_rules), tuple(sqs_rules), seed=seed, s3=tuple(s3_rules))
-    options = argparse.Namespace(
+    options = run_options(
         messages=messages,
         groups=groups,
         duplicates=duplicates,
         invalid=invalid,
         large=large,
         pointers=pointers,
-        pointer_bucket=None,
-        events=None,
         seed=seed,
-        endpoint_url=None,
-        queue_url=None,
-        table=None,
-        region=None,
-        json=False,
-        keep_running=False,
         visibility_timeout=1,
-        logs=None,
         deadline=3600.0,
         pollers=pollers,
     )

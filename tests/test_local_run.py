@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 from consumer import bootstrap
-from local.cli import environment, main, parser, run_local
+from local.cli import environment, main, parser, run_local, run_options
 from local.emulator import running_emulator
 from local.faults import ERROR, Rule, WireFaults
 from local.poller import Poller
@@ -96,6 +96,17 @@ def test_the_cli_describes_its_options() -> None:
         assert option in text
     for option in ("--keep-running", "--endpoint-url", "--queue-url", "--table", "--pollers", "--pointer-bucket"):
         assert option in text
+
+
+def test_the_soak_and_the_bench_get_the_run_defaults_and_never_a_laptops_env_file() -> None:
+    # Given the options a soak or a benchmark asks `run_local` for
+    options = run_options(messages=40, pollers=2)
+
+    # Then the rest are the CLI's defaults, no .env is read, and a misspelt option is refused by name
+    assert (options.messages, options.pollers, options.groups, options.deadline) == (40, 2, 8, 600.0)
+    assert options.env_file is None
+    with pytest.raises(TypeError, match="mesages"):
+        run_options(mesages=40)
 
 
 def test_make_run_with_two_pollers_drains_from_two_processes_and_accounts_for_every_message(tmp_path: Path) -> None:
