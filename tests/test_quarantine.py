@@ -153,6 +153,51 @@ def test_a_forward_sqs_refuses_is_sent_again_with_the_reason_only(stack: Stack, 
     assert stack.messages_in_queue() == 0
 
 
+def test_a_body_with_no_room_left_for_the_reason_goes_to_the_dlq_alone_and_its_group_carries_on(
+    stack: Stack, invoke: Invoker
+) -> None:
+    # Given an invalid body followed by a valid one in its group, and a DLQ that refuses the forward with its
+    # attributes and again with the reason only (as SQS does when the body alone nearly fills its 1 MiB)
+    message_id = stack.send(BROKEN, group="g1")
+    stack.send({"message_id": "behind-it"}, group="g1")
+    event = stack.receive_event(2)
+    sqs = WireFaults(bootstrap.clients().sqs).error("SendMessage", "InvalidParameterValue", times=2)
+
+    # When they are handled
+    response, out = invoke(event)
+
+    # Then the body is in the DLQ byte-identical without attributes, the log keeps its reason, and the record
+    # behind it is stored instead of waiting for SQS's redrive
+    assert failures(response) == []
+    assert sqs.sent["SendMessage"] == 3
+    [quarantined] = stack.dlq_messages()
+    assert quarantined["Body"] == BROKEN
+    assert "MessageAttributes" not in quarantined
+    [line] = out.steps("message_quarantined", message_id)
+    assert line["details"]["reason"] == "invalid_json"
+    assert "body only" in line["details"]["sent_with"]
+    assert list(stack.items()) == ["behind-it"]
+    assert out.metrics()["MessagesQuarantined"] == 1
+
+
+def test_a_dlq_that_refuses_the_reason_only_send_for_another_cause_holds_the_group(
+    stack: Stack, invoke: Invoker
+) -> None:
+    # Given an invalid body and a DLQ that refuses the forward, then answers the lighter send with a 500
+    stack.send(BROKEN, group="g1")
+    event = stack.receive_event(1)
+    WireFaults(bootstrap.clients().sqs).error("SendMessage", "InvalidParameterValue", times=1).error(
+        "SendMessage", "InternalError", status=500, times=4
+    )
+
+    # When it is handled
+    response, _ = invoke(event)
+
+    # Then it goes back to SQS, to be forwarded with its reason later, and nothing reached the DLQ
+    assert failures(response) == [event["Records"][0]["messageId"]]
+    assert stack.dlq_messages() == []
+
+
 def test_details_point_at_the_offending_field_by_position_and_digest_never_by_name(
     stack: Stack, invoke: Invoker
 ) -> None:

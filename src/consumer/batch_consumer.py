@@ -346,7 +346,9 @@ class BatchConsumer:
         details.update(dlq_url=quarantined.dlq_url, dlq_message_id=quarantined.dlq_message_id)
         if quarantined.dropped_attributes:
             details["attributes_not_carried"] = list(quarantined.dropped_attributes)
-        if quarantined.reason_only:
+        if quarantined.body_only:
+            details["sent_with"] = "the body only: SQS refused it even with the reason (no room left in its 1 MiB)"
+        elif quarantined.reason_only:
             details["sent_with"] = "the reason only: SQS refused the message with all its attributes"
         log_step(trace_id, "message_quarantined", SUCCESS, details)
         return RecordResult(record, trace_id, Outcome.QUARANTINED, invalid=True, note=invalid.reason)

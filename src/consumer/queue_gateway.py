@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 MAX_DELETE_BATCH = 10
 MAX_MESSAGE_ATTRIBUTES = 10
 MAX_DETAILS_CHARS = 1024
+# What SQS answers a message over its size limit (body and attributes together) with.
+TOO_LARGE = "InvalidParameterValue"
 
 # Message attributes set on every quarantined message.
 ATTR_REASON = "quarantine_reason"
@@ -47,6 +49,8 @@ class Quarantined:
     carried_attributes: tuple[str, ...]
     dropped_attributes: tuple[str, ...]
     reason_only: bool = False
+    # SQS refused even the reason: the body filled its 1 MiB, so it went alone and the reason is in the log.
+    body_only: bool = False
 
 
 class QueueGateway:
@@ -123,11 +127,22 @@ class QueueGateway:
         # Attributes count towards SQS's size limit, and a producer's own may be refused here:
         # the message itself matters more than its annotations, so send it with the reason only.
         minimal = {name: ours[name] for name in (ATTR_REASON, ATTR_ORIGINAL_ID)}
+        not_carried = tuple(sorted({*carried, *dropped}))
         try:
             answer = self._client.send_message(**request, MessageAttributes=minimal)
+            return Quarantined(dlq_url, answer.get("MessageId", ""), (), not_carried, reason_only=True)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != TOO_LARGE:
+                raise QuarantineError(f"sending to the dead-letter queue failed: {error}") from error
+        except BotoCoreError as error:
+            raise QuarantineError(f"sending to the dead-letter queue failed: {error}") from error
+        # A body within a few bytes of 1 MiB leaves no room for any attribute. Left to SQS's redrive instead,
+        # it would hold its group for maxReceiveCount deliveries, and SQS would move the records behind it too.
+        try:
+            answer = self._client.send_message(**request)
         except (ClientError, BotoCoreError) as error:
             raise QuarantineError(f"sending to the dead-letter queue failed: {error}") from error
-        return Quarantined(dlq_url, answer.get("MessageId", ""), (), tuple(sorted({*carried, *dropped})), True)
+        return Quarantined(dlq_url, answer.get("MessageId", ""), (), not_carried, reason_only=True, body_only=True)
 
     def _raise_if_misconfigured(self, error: ClientError, dlq_url: str, source_arn: str) -> None:
         """A DLQ that does not exist or may not be written: name the setting that points at it."""
