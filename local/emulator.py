@@ -71,37 +71,54 @@ class OneRequestAtATime:
                 self.load.cpu_seconds += time.thread_time() - cpu_started
 
 
-def redeliver_in_order() -> None:
-    """From now on, each receive sees one moment, and a message visible again is no longer in flight.
+_stopped = threading.local()
 
-    moto reads the clock again for each message it looks at, so a message that comes back while the
+
+def redeliver_in_order() -> None:
+    """From now on, each pass of a receive sees one moment, and a message visible again is no longer in flight.
+
+    moto reads the clock again for each message it looks at, so a message that comes back while a
     receive runs frees its group after the group's earlier messages were already passed over (seen in
     the soak: a group's held-back messages came back a millisecond apart, and the last ones were handed
-    out first). The receive therefore runs on a clock stopped at its start. Installed once for the
-    process, and only ever makes moto closer to SQS; the emulator's lock keeps every other request out
-    while the clock is stopped.
+    out first). So a receive's thread reads a clock stopped at its start, and a long poll is a series of
+    such receives with the real clock between them. Installed once for the process; it only ever makes
+    moto closer to SQS, and other threads, requests and services keep the real clock.
     """
     receive = SQSBackend.receive_message
     if getattr(receive, "redelivers_in_order", False):
         return
+    clock = sqs_models.unix_time_millis  # type: ignore[attr-defined]
 
-    def receive_message(self: SQSBackend, queue_name: str, *args: Any, **kwargs: Any) -> Any:
-        clock = sqs_models.unix_time_millis  # type: ignore[attr-defined]
-        now: float = clock()
+    def stoppable(dt: datetime | None = None) -> float:
+        now: float | None = getattr(_stopped, "now", None)
+        return clock(dt) if now is None or dt is not None else now
 
-        def stopped(dt: datetime | None = None) -> float:
-            return now
-
-        sqs_models.unix_time_millis = stopped  # type: ignore[attr-defined]
-        try:
-            queue = self.get_queue(queue_name)
-            for message in [message for message in queue.pending_messages if message.visible]:
-                queue.pending_messages.discard(message)
-            return receive(self, queue_name, *args, **kwargs)
-        finally:
-            sqs_models.unix_time_millis = clock  # type: ignore[attr-defined]
+    def receive_message(
+        self: SQSBackend,
+        queue_name: str,
+        count: int,
+        wait_seconds_timeout: int,
+        visibility_timeout: int,
+        message_attribute_names: list[str] | None = None,
+    ) -> list[sqs_models.Message]:
+        queue = self.get_queue(queue_name)
+        polling_end = time.monotonic() + (wait_seconds_timeout or 0)
+        # A long poll is a series of short ones, each at one moment, with the real clock while it waits.
+        while True:
+            _stopped.now = clock()
+            try:
+                for message in [message for message in queue.pending_messages if message.visible]:
+                    queue.pending_messages.discard(message)
+                received = receive(self, queue_name, count, 0, visibility_timeout, message_attribute_names)
+            finally:
+                _stopped.now = None
+            left = polling_end - time.monotonic()
+            if received or left <= 0:
+                return received
+            queue.wait_for_messages(min(1.0, left))  # type: ignore[arg-type]
 
     receive_message.redelivers_in_order = True  # type: ignore[attr-defined]
+    sqs_models.unix_time_millis = stoppable  # type: ignore[attr-defined]
     SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
 
 
