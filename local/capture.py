@@ -16,6 +16,9 @@ from typing import IO, Any
 
 from consumer import telemetry
 
+# A record's outcome ``error`` when its forward to the DLQ failed or had no time left.
+UNSENT_TO_DLQ = frozenset({"QuarantineError", "OutOfTime"})
+
 
 class HandlerOutput(io.TextIOBase):
     """A text stream that sums EMF metrics, counts log lines by action and status, and may keep them."""
@@ -26,6 +29,8 @@ class HandlerOutput(io.TextIOBase):
         self.steps: Counter[tuple[str, str]] = Counter()
         self.lines = 0
         self.quarantined: set[str] = set()
+        # Ids given back to SQS with no verdict of their own: held back behind their group, or their DLQ send failed.
+        self.handed_back: set[str] = set()
         self._keep = keep
         self._partial = ""
         self._lock = threading.Lock()
@@ -62,6 +67,10 @@ class HandlerOutput(io.TextIOBase):
             details = parsed.get("details") or {}
             if step[0] == "message_outcome" and details.get("outcome") == "quarantined":
                 self.quarantined.add(str(details.get("sqs_message_id")))
+            if step[0] == "message_outcome" and (
+                details.get("outcome") == "held_back" or details.get("error") in UNSENT_TO_DLQ
+            ):
+                self.handed_back.add(str(details.get("sqs_message_id")))
 
 
 def emf_metrics(blob: Mapping[str, Any]) -> dict[str, float]:

@@ -70,6 +70,7 @@ class PollerReport:
     steps: Counter[tuple[str, str]]
     lines: int
     quarantined: set[str]
+    handed_back: set[str]
     faults_injected: Counter[str]
     writes: list[tuple[int, str]]
     seconds: float
@@ -107,6 +108,7 @@ class PollersRun:
             output.steps.update(report.steps)
             output.lines += report.lines
             output.quarantined |= report.quarantined
+            output.handed_back |= report.handed_back
         return output
 
     def ledger(self) -> WriteLedger:
@@ -289,6 +291,7 @@ def _poll(
                 steps=output.steps,
                 lines=output.lines,
                 quarantined=output.quarantined,
+                handed_back=output.handed_back,
                 faults_injected=sum((injector.injected for injector in injectors), Counter()),
                 writes=ledger.entries(),
                 seconds=time.monotonic() - started,

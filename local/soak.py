@@ -108,10 +108,11 @@ def check(run: Run, ledger: WriteLedger) -> dict[str, int]:
     valid = [m for m in run.sent if m.kind in STORED_KINDS]
     keys = {m.key for m in valid}
     # SQS moves a message that failed maxReceiveCount deliveries to the DLQ itself: not lost, and never
-    # written (a pointer whose every S3 read met a fault, or one held back behind it, invalid ones too:
-    # a held-back record is received, and counted, with its group). It is counted in redriven_by_sqs;
-    # written once or more, it would still be a violation.
+    # written (a pointer whose every S3 read met a fault, or one held back behind it). It is counted in
+    # redriven_by_sqs; written once or more, it would still be a violation. An invalid message is only
+    # excused if the handler never judged it alone: held back behind its group, or its DLQ send failed.
     redriven = {m.original_id for m in run.dlq if m.reason == REDRIVEN}
+    redriven_bodies = {(m.original_id, m.body) for m in run.dlq if m.reason == REDRIVEN}
     moved_by_sqs = {m.key for m in valid if m.sqs_message_id in redriven}
     wrong_counts = sum(
         1
@@ -139,7 +140,7 @@ def check(run: Run, ledger: WriteLedger) -> dict[str, int]:
             1
             for m in invalid
             if (m.body, m.expected_reason) not in dlq
-            and not (m.sqs_message_id in redriven and (m.body, REDRIVEN) in dlq)
+            and not ((m.sqs_message_id, m.body) in redriven_bodies and m.sqs_message_id in run.output.handed_back)
         ),
         "invalid_in_table": sum(
             1 for item in run.items.values() if item.get("_meta", {}).get("sqs_message_id") in invalid_ids

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from consumer import bootstrap
+from local.capture import HandlerOutput
 from tests.conftest import Invoker, Stack, failures
 from tests.faults import WireFaults, refuse
 
@@ -132,6 +133,25 @@ def test_a_failed_forward_fails_the_record_and_holds_back_its_group(stack: Stack
     assert stack.messages_in_queue() == 2
 
 
+def test_local_runs_know_which_records_the_handler_gave_back_without_judging_them(
+    stack: Stack, invoke: Invoker
+) -> None:
+    # Given an invalid message whose forward the DLQ refuses, a valid one behind it, and another group's
+    stack.send("not json", group="g1")
+    stack.send({"message_id": "after"}, group="g1")
+    stack.send({"message_id": "other-group"}, group="g2")
+    event = stack.receive_event(3)
+    refuse(bootstrap.clients().sqs, "SendMessage", "KmsAccessDenied")
+
+    # When the batch is handled and its log lines are read as `make run` and the soak read them
+    _, out = invoke(event)
+    read = HandlerOutput()
+    read.write("".join(json.dumps(line) + "\n" for line in out.logs))
+
+    # Then the two records given back to SQS are known as such (the soak excuses them if SQS redrives them)
+    assert read.handed_back == {event["Records"][0]["messageId"], event["Records"][1]["messageId"]}
+
+
 def test_a_forward_sqs_refuses_is_sent_again_with_the_reason_only(stack: Stack, invoke: Invoker) -> None:
     # Given a DLQ that refuses the first send (as SQS does when attributes push a message over its size)
     message_id = stack.send(BROKEN, group="g1", attributes={"tenant": {"DataType": "String", "StringValue": "x"}})
@@ -174,6 +194,7 @@ def test_a_body_with_no_room_left_for_the_reason_goes_to_the_dlq_alone_and_its_g
     assert quarantined["Body"] == BROKEN
     assert "MessageAttributes" not in quarantined
     [line] = out.steps("message_quarantined", message_id)
+    assert line["level"] == "WARNING"  # seen at the template's LogLevel INFO, unlike a plain quarantine
     assert line["details"]["reason"] == "invalid_json"
     assert "body only" in line["details"]["sent_with"]
     assert list(stack.items()) == ["behind-it"]
@@ -186,14 +207,17 @@ def test_a_dlq_that_refuses_the_reason_only_send_for_another_cause_holds_the_gro
     # Given an invalid body and a DLQ that refuses the forward, then answers the lighter send with a 500
     stack.send(BROKEN, group="g1")
     event = stack.receive_event(1)
-    WireFaults(bootstrap.clients().sqs).error("SendMessage", "InvalidParameterValue", times=1).error(
-        "SendMessage", "InternalError", status=500, times=4
+    sqs = (
+        WireFaults(bootstrap.clients().sqs)
+        .error("SendMessage", "InvalidParameterValue", times=1)
+        .error("SendMessage", "InternalError", status=500, times=4)
     )
 
     # When it is handled
     response, _ = invoke(event)
 
-    # Then it goes back to SQS, to be forwarded with its reason later, and nothing reached the DLQ
+    # Then after boto3's three attempts it goes back to SQS, to be forwarded with its reason later
+    assert sqs.sent["SendMessage"] == 4
     assert failures(response) == [event["Records"][0]["messageId"]]
     assert stack.dlq_messages() == []
 

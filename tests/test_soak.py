@@ -66,13 +66,17 @@ def test_with_concurrent_pollers_nothing_is_lost_stored_twice_or_reordered() -> 
     assert result.left_in_queue == 0
 
 
-def _finished_run(sent: list[Outgoing], dlq: list[DlqMessage], written: list[str]) -> tuple[Run, WriteLedger]:
-    """What a drained queue left: the messages sent, the DLQ, and the accepted writes (nothing else held)."""
+def _finished_run(
+    sent: list[Outgoing], dlq: list[DlqMessage], written: list[str], handed_back: tuple[Outgoing, ...] = ()
+) -> tuple[Run, WriteLedger]:
+    """What a drained queue left: the messages sent, the DLQ, the accepted writes, and the records the handler
+    gave back to SQS without judging them (held back behind their group)."""
     ledger = WriteLedger()
     for key in written:
         ledger.record(key)
     report = SimpleNamespace(unaccounted=0, queue_left=0)
-    run = SimpleNamespace(sent=sent, dlq=dlq, items={}, payload_objects={}, report=report)
+    output = SimpleNamespace(handed_back={message.sqs_message_id for message in handed_back})
+    run = SimpleNamespace(sent=sent, dlq=dlq, items={}, payload_objects={}, report=report, output=output)
     return cast(Run, run), ledger
 
 
@@ -85,15 +89,14 @@ def _redriven(message: Outgoing) -> DlqMessage:
 
 
 def test_messages_sqs_redrove_after_max_receives_are_not_violations_but_unwritten_ones_are() -> None:
-    # Given a group whose pointer kept failing: SQS moved it, the valid message and the invalid one held back
-    # behind it to the DLQ itself; a fourth message (valid) is neither written nor in the DLQ
+    # Given a group whose pointer kept failing: SQS moved it, and the valid and invalid messages held back
+    # behind it, to the DLQ itself; a fourth message (valid) is neither written nor in the DLQ
     failing = _sent(POINTER, 0, key="k0")
     held_back = _sent(VALID, 1, key="k1")
     invalid = _sent(INVALID, 2, reason="invalid_json")
     missing = _sent(VALID, 3, key="k3")
-    run, ledger = _finished_run(
-        [failing, held_back, invalid, missing], [_redriven(failing), _redriven(held_back), _redriven(invalid)], []
-    )
+    moved = [_redriven(failing), _redriven(held_back), _redriven(invalid)]
+    run, ledger = _finished_run([failing, held_back, invalid, missing], moved, [], handed_back=(held_back, invalid))
 
     # When the soak's invariants are counted
     figures = check(run, ledger)
@@ -103,15 +106,19 @@ def test_messages_sqs_redrove_after_max_receives_are_not_violations_but_unwritte
     assert figures["invalid_not_in_dlq_with_reason"] == 0
 
 
-def test_a_message_sqs_redrove_after_it_was_written_twice_is_still_a_violation() -> None:
-    # Given a pointer written twice, then moved to the DLQ by SQS, and an invalid message not in the DLQ at all
+def test_redriven_messages_the_consumer_should_have_settled_are_still_violations() -> None:
+    # Given a pointer written twice then moved to the DLQ by SQS, an invalid message SQS moved although the
+    # handler had it alone (it should have quarantined it), and an invalid message not in the DLQ at all
     pointer = _sent(POINTER, 0, key="k0")
-    invalid = _sent(INVALID, 1, reason="invalid_json")
-    run, ledger = _finished_run([pointer, invalid], [_redriven(pointer)], ["k0", "k0"])
+    judged_alone = _sent(INVALID, 1, reason="invalid_json")
+    missing = _sent(INVALID, 2, reason="invalid_json")
+    run, ledger = _finished_run(
+        [pointer, judged_alone, missing], [_redriven(pointer), _redriven(judged_alone)], ["k0", "k0"]
+    )
 
     # When the soak's invariants are counted
     figures = check(run, ledger)
 
-    # Then both count
+    # Then all three count
     assert figures["not_written_exactly_once"] == 1
-    assert figures["invalid_not_in_dlq_with_reason"] == 1
+    assert figures["invalid_not_in_dlq_with_reason"] == 2

@@ -350,7 +350,8 @@ class BatchConsumer:
             details["sent_with"] = "the body only: SQS refused it even with the reason (no room left in its 1 MiB)"
         elif quarantined.reason_only:
             details["sent_with"] = "the reason only: SQS refused the message with all its attributes"
-        log_step(trace_id, "message_quarantined", SUCCESS, details)
+        # In the DLQ without some of its annotations: an operator must find this line at INFO.
+        log_step(trace_id, "message_quarantined", WARNING if "sent_with" in details else SUCCESS, details)
         return RecordResult(record, trace_id, Outcome.QUARANTINED, invalid=True, note=invalid.reason)
 
     def _delete_handled(self, handled: Sequence[RecordResult], pool: ThreadPoolExecutor) -> DeleteSummary:
