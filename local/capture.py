@@ -65,12 +65,12 @@ class HandlerOutput(io.TextIOBase):
             step = (str(parsed["action"]), str(parsed.get("status", "")))
             self.steps[step] += 1
             details = parsed.get("details") or {}
-            if step[0] == "message_outcome" and details.get("outcome") == "quarantined":
-                self.quarantined.add(str(details.get("sqs_message_id")))
-            if step[0] == "message_outcome" and (
-                details.get("outcome") == "held_back" or details.get("error") in UNSENT_TO_DLQ
-            ):
-                self.handed_back.add(str(details.get("sqs_message_id")))
+            if step[0] == "message_outcome":
+                message_id = str(details.get("sqs_message_id"))
+                if details.get("outcome") == "quarantined":
+                    self.quarantined.add(message_id)
+                if details.get("outcome") == "held_back" or details.get("error") in UNSENT_TO_DLQ:
+                    self.handed_back.add(message_id)
 
 
 def emf_metrics(blob: Mapping[str, Any]) -> dict[str, float]:

@@ -111,8 +111,8 @@ def check(run: Run, ledger: WriteLedger) -> dict[str, int]:
     # written (a pointer whose every S3 read met a fault, or one held back behind it). It is counted in
     # redriven_by_sqs; written once or more, it would still be a violation. An invalid message is only
     # excused if the handler never judged it alone: held back behind its group, or its DLQ send failed.
-    redriven = {m.original_id for m in run.dlq if m.reason == REDRIVEN}
     redriven_bodies = {(m.original_id, m.body) for m in run.dlq if m.reason == REDRIVEN}
+    redriven = {original_id for original_id, _ in redriven_bodies}
     moved_by_sqs = {m.key for m in valid if m.sqs_message_id in redriven}
     wrong_counts = sum(
         1
